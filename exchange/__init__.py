@@ -1,0 +1,1 @@
+"""The exchange-simulator Django project: settings, URLs, errors, logging, health and the servers."""

@@ -1,0 +1,137 @@
+"""The one tree of domain errors.
+
+Every error the API can return is a subclass of ``ExchangeError`` with an HTTP status and a stable snake_case
+``code`` that clients may branch on; the message is for people and may change. The DRF exception handler
+(``exchange.exception_handler``) turns them into the error envelope:
+
+    {"error": {"code": "...", "message": "...", "details": {...}, "request_id": "..."}}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ExchangeError(Exception):
+    """Base of every domain error; never raised itself."""
+
+    status_code = 400
+    code = "exchange_error"
+    default_message = "The request could not be processed."
+
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None) -> None:
+        self.message = message or self.default_message
+        self.details = details or {}
+        super().__init__(self.message)
+
+
+# --- 4xx: the caller can fix it -------------------------------------------------------------------------
+class ValidationFailed(ExchangeError):
+    """The request body or query failed validation; ``details`` names the fields."""
+
+    status_code = 400
+    code = "validation_error"
+    default_message = "The request is invalid."
+
+
+class MalformedRequest(ExchangeError):
+    """The body is not parseable JSON."""
+
+    status_code = 400
+    code = "malformed_json"
+    default_message = "The request body is not valid JSON."
+
+
+class InvalidAmount(ValidationFailed):
+    """An amount is not a positive number with at most the asset's decimals."""
+
+    code = "invalid_amount"
+    default_message = "The amount is invalid."
+
+
+class UnknownAsset(ValidationFailed):
+    """The asset symbol is not one the exchange lists."""
+
+    code = "unknown_asset"
+    default_message = "Unknown asset."
+
+
+class NotAuthenticated(ExchangeError):
+    """No valid credentials were sent."""
+
+    status_code = 401
+    code = "not_authenticated"
+    default_message = "Authentication credentials were not provided or are invalid."
+
+
+class PermissionDenied(ExchangeError):
+    """The credentials are valid but lack the scope for this operation."""
+
+    status_code = 403
+    code = "permission_denied"
+    default_message = "You do not have permission to perform this action."
+
+
+class NotFound(ExchangeError):
+    """The resource does not exist, or belongs to someone else (we do not leak which)."""
+
+    status_code = 404
+    code = "not_found"
+    default_message = "Not found."
+
+
+class MethodNotAllowed(ExchangeError):
+    """The HTTP method is not supported on this path."""
+
+    status_code = 405
+    code = "method_not_allowed"
+    default_message = "Method not allowed."
+
+
+class Conflict(ExchangeError):
+    """The request conflicts with the current state of the resource."""
+
+    status_code = 409
+    code = "conflict"
+    default_message = "The request conflicts with the current state."
+
+
+class UnsupportedMediaType(ExchangeError):
+    """The body's content type is not JSON."""
+
+    status_code = 415
+    code = "unsupported_media_type"
+    default_message = "Unsupported media type; send application/json."
+
+
+class BusinessRuleViolation(ExchangeError):
+    """The request is well-formed but a business rule refuses it."""
+
+    status_code = 422
+    code = "business_rule_violation"
+    default_message = "The request breaks a business rule."
+
+
+class RateLimited(ExchangeError):
+    """Too many requests; retry after the indicated time."""
+
+    status_code = 429
+    code = "rate_limited"
+    default_message = "Too many requests."
+
+
+# --- 5xx: our side ---------------------------------------------------------------------------------------
+class InternalError(ExchangeError):
+    """An unexpected failure; details are in the log under the request id, never in the response."""
+
+    status_code = 500
+    code = "internal_error"
+    default_message = "An internal error occurred. It has been logged with the request id."
+
+
+class ServiceUnavailable(ExchangeError):
+    """A dependency is down or the operation timed out; retry later."""
+
+    status_code = 503
+    code = "service_unavailable"
+    default_message = "The service is temporarily unavailable."

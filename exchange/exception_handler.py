@@ -1,0 +1,102 @@
+"""The one DRF exception handler: every error becomes the project's envelope and the transaction rolls back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from exchange import errors
+from exchange.request_context import current_request_id
+
+logger = structlog.get_logger("exchange.errors")
+
+# DRF's own exceptions mapped onto our codes, so a client sees one vocabulary.
+_DRF_CODES: dict[type[drf.APIException], str] = {
+    drf.ParseError: errors.MalformedRequest.code,
+    drf.ValidationError: errors.ValidationFailed.code,
+    drf.AuthenticationFailed: errors.NotAuthenticated.code,
+    drf.NotAuthenticated: errors.NotAuthenticated.code,
+    drf.PermissionDenied: errors.PermissionDenied.code,
+    drf.NotFound: errors.NotFound.code,
+    drf.MethodNotAllowed: errors.MethodNotAllowed.code,
+    drf.NotAcceptable: "not_acceptable",
+    drf.UnsupportedMediaType: errors.UnsupportedMediaType.code,
+    drf.Throttled: errors.RateLimited.code,
+}
+
+
+def envelope(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details or {},
+            "request_id": current_request_id(),
+        }
+    }
+
+
+def _drf_message(exc: drf.APIException) -> tuple[str, dict[str, Any]]:
+    if isinstance(exc, drf.ValidationError):
+        detail = exc.detail
+        if isinstance(detail, dict):
+            return "The request is invalid.", {"fields": detail}
+        return "The request is invalid.", {"errors": detail}
+    if isinstance(exc, drf.ParseError):
+        return errors.MalformedRequest.default_message, {}
+    if isinstance(exc, drf.Throttled) and exc.wait is not None:
+        return str(exc.detail), {"retry_after_seconds": int(exc.wait)}
+    return str(exc.detail), {}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    # Nothing half-done is committed, whatever the error (DRF's default handler does the same).
+    set_rollback()
+    headers: dict[str, str] = {}
+    if isinstance(exc, errors.ExchangeError):
+        status, body = exc.status_code, envelope(exc.code, exc.message, exc.details)
+    elif isinstance(exc, Http404):
+        status, body = 404, envelope(errors.NotFound.code, errors.NotFound.default_message)
+    elif isinstance(exc, DjangoPermissionDenied):
+        status, body = 403, envelope(errors.PermissionDenied.code, errors.PermissionDenied.default_message)
+    elif isinstance(exc, drf.APIException):
+        code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+        message, details = _drf_message(exc)
+        status, body = exc.status_code, envelope(code, message, details)
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+    else:
+        # Logged once, with its traceback; the client sees no internals.
+        logger.exception("unhandled_exception", exc_type=type(exc).__name__)
+        status = 500
+        body = envelope(errors.InternalError.code, errors.InternalError.default_message)
+    return Response(body, status=status, headers=headers)
+
+
+# --- Django-level handlers (errors raised outside DRF views) ------------------------------------------------
+def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(envelope("bad_request", "Bad request."), status=400)
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(envelope(errors.PermissionDenied.code, errors.PermissionDenied.default_message), status=403)
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(envelope(errors.NotFound.code, "No such endpoint."), status=404)
+
+
+def handler500(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(envelope(errors.InternalError.code, errors.InternalError.default_message), status=500)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    return JsonResponse(envelope("csrf_failed", "CSRF verification failed."), status=403)

@@ -1,0 +1,114 @@
+"""Run the whole service: migrations, demo data on an empty database, HTTP (gunicorn) and gRPC together.
+
+This process supervises: it serves gRPC health itself and runs gunicorn as a child process. On SIGTERM or
+SIGINT it flips gRPC health to NOT_SERVING, asks gunicorn to stop gracefully (in-flight requests finish),
+stops gRPC with a grace period, and exits 0 within a bounded time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import connections
+
+from exchange.grpc_server import GrpcHealthServer
+from exchange.lifecycle import after_start_hooks, before_stop_hooks, seed_demo_data_if_empty
+
+logger = structlog.get_logger("exchange.serve")
+
+
+class Command(BaseCommand):
+    help = "Apply migrations, seed demo data if the database is empty, and serve HTTP and gRPC until SIGTERM."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=os.environ.get("BIND_HOST", "0.0.0.0"), help="address to bind")  # noqa: S104
+        parser.add_argument("--http-port", type=int, default=settings.HTTP_PORT)
+        parser.add_argument("--grpc-port", type=int, default=settings.GRPC_PORT)
+        parser.add_argument("--workers", type=int, default=settings.WEB_CONCURRENCY)
+        parser.add_argument("--no-migrate", action="store_true", help="skip migrations")
+        parser.add_argument("--no-seed", action="store_true", help="skip demo data")
+        parser.add_argument("--shutdown-timeout", type=float, default=25.0, help="seconds before children are killed")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            logger.info("shutdown_requested", signal=signal.Signals(signum).name)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+        if not options["no_migrate"]:
+            call_command("migrate", interactive=False, verbosity=0)
+            logger.info("migrations_applied")
+        if not options["no_seed"]:
+            seed_demo_data_if_empty()
+        # Children must not inherit our database connection.
+        connections.close_all()
+
+        grpc_server = GrpcHealthServer(
+            host=options["host"], port=options["grpc_port"], poll_interval=settings.READINESS_POLL_INTERVAL
+        )
+        grpc_server.start()
+
+        gunicorn = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                "python:exchange.gunicorn_conf",
+                "--bind",
+                f"{options['host']}:{options['http_port']}",
+                "--workers",
+                str(options["workers"]),
+                "exchange.wsgi:application",
+            ],
+            env=os.environ | {"DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "")},
+        )
+        logger.info(
+            "service_started",
+            http_port=options["http_port"],
+            grpc_port=grpc_server.port,
+            workers=options["workers"],
+            gunicorn_pid=gunicorn.pid,
+        )
+        for hook in after_start_hooks():
+            hook(http_port=options["http_port"], grpc_port=grpc_server.port, stop=stop)
+
+        exit_code = 0
+        while not stop.wait(0.5):
+            if gunicorn.poll() is not None:
+                logger.error("http_server_exited", returncode=gunicorn.returncode)
+                exit_code = 1
+                break
+
+        deadline = time.monotonic() + options["shutdown_timeout"]
+        for hook in before_stop_hooks():
+            hook()
+        # NOT_SERVING first, so health-checking balancers stop routing to us while requests drain.
+        grpc_server.health.enter_graceful_shutdown()
+        if gunicorn.poll() is None:
+            gunicorn.send_signal(signal.SIGTERM)  # gunicorn: graceful stop, in-flight requests finish
+            try:
+                gunicorn.wait(timeout=max(1.0, deadline - time.monotonic() - 2))
+            except subprocess.TimeoutExpired:
+                logger.error("http_server_kill", reason="graceful stop timed out")
+                gunicorn.kill()
+                gunicorn.wait()
+        grpc_server.stop(grace=max(0.5, min(5.0, deadline - time.monotonic())))
+        logger.info("service_stopped", exit_code=exit_code)
+        sys.stdout.flush()
+        if exit_code:
+            sys.exit(exit_code)

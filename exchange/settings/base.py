@@ -1,0 +1,205 @@
+"""Settings shared by every environment.
+
+One django-environ ``env`` object reads the process environment (and a ``.env`` file when present).
+Names follow ../shared/ECOSYSTEM.md so the sibling services configure us the same way as themselves.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+# A developer's .env is a convenience; real deployments pass the environment directly.
+if (BASE_DIR / ".env").is_file():
+    env.read_env(str(BASE_DIR / ".env"), overwrite=False)
+
+
+def _duration_seconds(name: str, default: str) -> float:
+    """Read a duration such as ``5s``, ``250ms``, ``5m`` or a bare number of seconds."""
+    raw = env.str(name, default=default).strip().lower()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)?", raw)
+    if not match:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a duration (examples: 5s, 250ms, 5m, 30)")
+    value, unit = float(match.group(1)), match.group(2) or "s"
+    return value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+
+# --- Service identity (ECOSYSTEM.md "Environment") -------------------------------------------------
+INSTANCE_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
+SERVICE_NAME = env.str("SERVICE_NAME", default="exchange-simulator")
+SERVICE_INSTANCE_NAME = env.str("SERVICE_INSTANCE_NAME", default="") or SERVICE_NAME
+if len(SERVICE_INSTANCE_NAME) > 63 or not INSTANCE_NAME_RE.match(SERVICE_INSTANCE_NAME):
+    raise ImproperlyConfigured(
+        f"SERVICE_INSTANCE_NAME={SERVICE_INSTANCE_NAME!r} is invalid: use 1-63 lowercase letters, digits or '-', "
+        "starting and ending with a letter or digit"
+    )
+SERVICE_VERSION = env.str("SERVICE_VERSION", default="0.1.0")
+ENVIRONMENT = env.str("ENVIRONMENT", default="development")
+# The host name siblings should dial; inside containers the hostname is the right default.
+SERVICE_HOST = env.str("SERVICE_HOST", default="") or socket.gethostname()
+HTTP_PORT = env.int("HTTP_PORT", default=8080)
+GRPC_PORT = env.int("GRPC_PORT", default=50051)
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOG_FORMAT = env.str("LOG_FORMAT", default="json").lower()
+if LOG_FORMAT not in {"json", "console"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is invalid: use json or console")
+REDIS_URL = env.str("REDIS_URL", default="")
+CONFIG_SERVICE_URL = env.str("CONFIG_SERVICE_URL", default="http://localhost:8090")
+REQUEST_TIMEOUT = _duration_seconds("REQUEST_TIMEOUT", "5s")
+CACHE_TTL = _duration_seconds("CACHE_TTL", "5m")
+HEALTH_CHECK_INTERVAL = _duration_seconds("HEALTH_CHECK_INTERVAL", "30s")
+# How often the serve process re-runs the readiness checks that drive gRPC health.
+READINESS_POLL_INTERVAL = _duration_seconds("READINESS_POLL_INTERVAL", "2s")
+# Gunicorn workers: 2 cores here; (2 x cores) + 1 is gunicorn's own rule of thumb.
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=4)
+
+# --- Django core ------------------------------------------------------------------------------------
+SECRET_KEY = env.str("SECRET_KEY", default="")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_api_key",
+    "django_filters",
+    "drf_spectacular",
+    "django_prometheus",
+    "simple_history",
+    "exchange.apps.ExchangeConfig",
+    "accounts",
+    "orders",
+    "ledger",
+]
+
+MIDDLEWARE = [
+    # Outermost so every request, including 404s and crashes, is counted with its route and status.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "exchange.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "exchange.urls"
+WSGI_APPLICATION = "exchange.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------------
+# DATABASE_URL (POSTGRES_URL is the alias siblings use). Without either, a local SQLite file so a newcomer
+# can run the service with nothing installed. PostgreSQL is the production database.
+_database_url = env.str("DATABASE_URL", default="") or env.str("POSTGRES_URL", default="")
+if _database_url:
+    DATABASES = {"default": env.db_url_config(_database_url)}
+else:
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "db.sqlite3")}}
+
+DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=15000)
+DB_CONNECT_TIMEOUT = env.int("DB_CONNECT_TIMEOUT", default=3)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})
+    # A short connect timeout lets readiness notice a dead database in seconds, not minutes; the statement
+    # timeout stops a stuck query from holding row locks (and a worker) forever.
+    DATABASES["default"]["OPTIONS"].update(
+        {
+            "connect_timeout": DB_CONNECT_TIMEOUT,
+            "options": f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
+        }
+    )
+    # Persistent connections: a new connection per request costs ~8x throughput on this hardware
+    # (docs/benchmarks.md). Health checks drop a connection that died while idle.
+    # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=300)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    # SQLite: wait for the write lock instead of failing at once with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- REST framework ---------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "exchange.exception_handler.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Money is Decimal end to end and a string in JSON, never a float.
+    "COERCE_DECIMAL_TO_STRING": True,
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "exchange-simulator API",
+    "DESCRIPTION": "Back office of a simulated crypto exchange: accounts, balances, ledger, markets and orders.",
+    "VERSION": SERVICE_VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Logging ----------------------------------------------------------------------------------------
+# structlog renders every record (ours, Django's, gunicorn's) as one JSON object per line on stdout, with the
+# service identity and the request id of the request being handled; secrets are scrubbed before rendering.
+from exchange.logging import build_logging_config, configure_structlog  # noqa: E402
+
+LOGGING = build_logging_config(
+    level=LOG_LEVEL,
+    fmt=LOG_FORMAT,
+    service=SERVICE_NAME,
+    instance=SERVICE_INSTANCE_NAME,
+    environment=ENVIRONMENT,
+)
+configure_structlog()
+
+# Errors raised outside DRF views answer with the same JSON envelope (exchange.exception_handler).
+CSRF_FAILURE_VIEW = "exchange.exception_handler.csrf_failure"

@@ -1,0 +1,13 @@
+"""Settings for the test suite (pytest-django)."""
+
+from __future__ import annotations
+
+from .base import *  # noqa: F403
+from .base import DATABASES, env
+
+SECRET_KEY = env.str("SECRET_KEY", default="test-only-not-a-secret")
+DEBUG = False
+# Hashing API keys and passwords with the production hasher makes every authenticated test request slow.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -1,0 +1,27 @@
+"""URL configuration: the API under /api/v1, schema and docs, admin, and /metrics at the root."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from exchange.views import HealthApi, ReadyApi
+
+api_v1 = [
+    path("health", HealthApi.as_view(), name="health"),
+    path("ready", ReadyApi.as_view(), name="ready"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("admin/", admin.site.urls),
+    path("", include("django_prometheus.urls")),
+]
+
+handler400 = "exchange.exception_handler.handler400"
+handler403 = "exchange.exception_handler.handler403"
+handler404 = "exchange.exception_handler.handler404"
+handler500 = "exchange.exception_handler.handler500"

@@ -1,0 +1,57 @@
+"""Health endpoints (ECOSYSTEM.md "Ports and health")."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from exchange.health import readiness, utc_now_rfc3339
+
+
+class HealthApi(APIView):
+    """Liveness: the process answers. Never touches a dependency, so a slow database does not get us killed."""
+
+    authentication_classes: list[type] = []
+    permission_classes: list[type] = []
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Health",
+            {
+                "status": serializers.CharField(),
+                "timestamp": serializers.DateTimeField(),
+                "service": serializers.CharField(),
+                "instance": serializers.CharField(),
+                "version": serializers.CharField(),
+                "environment": serializers.CharField(),
+            },
+        ),
+        tags=["health"],
+    )
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "status": "healthy",
+                "timestamp": utc_now_rfc3339(),
+                "service": settings.SERVICE_NAME,
+                "instance": settings.SERVICE_INSTANCE_NAME,
+                "version": settings.SERVICE_VERSION,
+                "environment": settings.ENVIRONMENT,
+            }
+        )
+
+
+class ReadyApi(APIView):
+    """Readiness: 200 when every required dependency answers (Redis may be down: "degraded"), else 503."""
+
+    authentication_classes: list[type] = []
+    permission_classes: list[type] = []
+
+    @extend_schema(responses={200: dict, 503: dict}, tags=["health"])
+    def get(self, request: Request) -> Response:
+        result = readiness()
+        return Response(result.as_dict(), status=200 if result.ready else 503)
