@@ -7,6 +7,7 @@ scrubber that removes anything that looks like a credential. Secrets must never 
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -16,7 +17,7 @@ import structlog
 SENSITIVE_KEYS = re.compile(r"(authorization|api[_-]?key|password|passwd|secret|token|cookie|credential)", re.I)
 # Values that look like credentials inside free text: bearer/API-key headers and our key format.
 SENSITIVE_VALUES = [
-    re.compile(r"(?i)\b(bearer|api-key|token)\s+[A-Za-z0-9._\-+/=]{6,}"),
+    re.compile(r"(?i)\b(bearer|basic|digest|api-key|token)\s+[A-Za-z0-9._\-+/=]{6,}"),
     re.compile(r"(?i)(authorization|x-api-key|api_key|password|secret)(['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"),
     # djangorestframework-api-key keys look like "<prefix 8>.<secret 32>".
     re.compile(r"\b[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}\b"),
@@ -81,6 +82,18 @@ def _shared_processors() -> list[Any]:
     ]
 
 
+class DropStatusOnlyRecords(logging.Filter):
+    """Keeps only ``django.request`` records that carry a traceback.
+
+    Django repeats every response >= 400 as a line of its own ("Internal Server Error: /path") after the
+    middleware chain has returned, so that line has no request id and duplicates our access line; a DRF crash
+    would be logged twice. Records with ``exc_info`` (crashes outside DRF views) are the ones worth keeping.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is not None
+
+
 def build_logging_config(*, level: str, fmt: str, service: str, instance: str, environment: str) -> dict[str, Any]:
     """A dictConfig for the stdlib ``logging`` module whose only handler renders through structlog."""
     identity = _ServiceIdentity(service, instance, environment)
@@ -88,6 +101,8 @@ def build_logging_config(*, level: str, fmt: str, service: str, instance: str, e
         final: list[Any] = [
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             identity,
+            # Render the traceback to text before scrubbing: an exception message can carry a credential.
+            structlog.processors.format_exc_info,
             scrub_secrets,
             structlog.dev.ConsoleRenderer(colors=False),
         ]
@@ -110,11 +125,14 @@ def build_logging_config(*, level: str, fmt: str, service: str, instance: str, e
                 "foreign_pre_chain": _shared_processors(),
             }
         },
-        "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "structured"}},
+        "filters": {"with_traceback_only": {"()": DropStatusOnlyRecords}},
+        "handlers": {
+            "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "structured"}
+        },
         "root": {"handlers": ["stdout"], "level": level},
         "loggers": {
             # Our access log line replaces Django's own "Not Found"/"Bad Request" warnings.
-            "django.request": {"level": "ERROR", "propagate": True},
+            "django.request": {"level": "ERROR", "propagate": True, "filters": ["with_traceback_only"]},
             "django.server": {"level": "WARNING", "propagate": True},
             "gunicorn.access": {"level": "WARNING", "propagate": True},
             "gunicorn.error": {"level": level, "propagate": True},
