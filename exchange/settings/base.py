@@ -36,7 +36,8 @@ INSTANCE_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 SERVICE_NAME = env.str("SERVICE_NAME", default="exchange-simulator")
 SERVICE_INSTANCE_NAME = env.str("SERVICE_INSTANCE_NAME", default="") or SERVICE_NAME
-if len(SERVICE_INSTANCE_NAME) > 63 or not INSTANCE_NAME_RE.match(SERVICE_INSTANCE_NAME):
+# fullmatch: "$" alone would accept a trailing newline (a value read from a file), which no DNS name has.
+if len(SERVICE_INSTANCE_NAME) > 63 or not INSTANCE_NAME_RE.fullmatch(SERVICE_INSTANCE_NAME):
     raise ImproperlyConfigured(
         f"SERVICE_INSTANCE_NAME={SERVICE_INSTANCE_NAME!r} is invalid: use 1-63 lowercase letters, digits or '-', "
         "starting and ending with a letter or digit"
