@@ -8,3 +8,6 @@ class ExchangeConfig(AppConfig):
 
     name = "exchange"
     verbose_name = "Exchange service"
+
+    def ready(self) -> None:
+        from exchange import schema  # noqa: F401 - registers the OpenAPI extensions

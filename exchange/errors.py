@@ -135,3 +135,60 @@ class ServiceUnavailable(ExchangeError):
     status_code = 503
     code = "service_unavailable"
     default_message = "The service is temporarily unavailable."
+
+
+# --- Domain errors: accounts and ledger -------------------------------------------------------------------
+class InsufficientBalance(BusinessRuleViolation):
+    """The available balance does not cover the amount (plus fees)."""
+
+    code = "insufficient_balance"
+    default_message = "Insufficient available balance."
+
+
+class InsufficientLiquidity(BusinessRuleViolation):
+    """The house cannot supply the asset in the quantity asked for."""
+
+    code = "insufficient_liquidity"
+    default_message = "The exchange does not have enough liquidity for this order."
+
+
+class AccountSuspended(BusinessRuleViolation):
+    """The account is suspended: no trading and no withdrawals."""
+
+    code = "account_suspended"
+    default_message = "The account is suspended."
+
+
+class AccountClosed(BusinessRuleViolation):
+    """The account is closed: nothing moves in or out."""
+
+    code = "account_closed"
+    default_message = "The account is closed."
+
+
+class AccountNotEmpty(Conflict):
+    """An account can only be closed once every balance is zero."""
+
+    code = "account_not_empty"
+    default_message = "The account still holds funds; withdraw them before closing it."
+
+
+class InvalidStateTransition(Conflict):
+    """The resource is not in a state that allows this operation."""
+
+    code = "invalid_state_transition"
+    default_message = "The operation is not allowed in the current state."
+
+
+class IdempotencyConflict(Conflict):
+    """The idempotency key was used before with different parameters."""
+
+    code = "idempotency_conflict"
+    default_message = "This idempotency key was already used with different parameters."
+
+
+class LedgerImbalance(InternalError):
+    """A journal entry whose postings do not sum to zero per asset was about to be written (a bug, never input)."""
+
+    code = "ledger_imbalance"
+    default_message = "The operation was refused because it would unbalance the ledger."

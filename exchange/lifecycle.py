@@ -35,12 +35,8 @@ def before_stop_hooks() -> list[StopHook]:
 
 
 def seed_demo_data_if_empty() -> None:
-    """Load the demo data set when the database holds no accounts yet (added with the accounts app)."""
-    from django.apps import apps
-
-    if not apps.is_installed("accounts") or "Account" not in {m.__name__ for m in apps.get_app_config("accounts").get_models()}:
-        logger.info("demo_seed_skipped", reason="no domain models yet")
-        return
+    """Load the demo data set (users, funded accounts, house liquidity, API keys in api-keys.txt, mode 0600)
+    when the database holds no accounts yet."""
     from django.core.management import call_command
 
     call_command("seed_demo")

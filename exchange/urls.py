@@ -11,6 +11,7 @@ from exchange.views import HealthApi, ReadyApi
 api_v1 = [
     path("health", HealthApi.as_view(), name="health"),
     path("ready", ReadyApi.as_view(), name="ready"),
+    path("", include("accounts.urls")),
 ]
 
 urlpatterns = [

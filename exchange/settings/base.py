@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import socket
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import environ
@@ -61,6 +62,39 @@ HEALTH_CHECK_INTERVAL = _duration_seconds("HEALTH_CHECK_INTERVAL", "30s")
 READINESS_POLL_INTERVAL = _duration_seconds("READINESS_POLL_INTERVAL", "2s")
 # Gunicorn workers: 2 cores here; (2 x cores) + 1 is gunicorn's own rule of thumb.
 WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=4)
+
+# --- Service discovery, configuration service, sibling clients (exchange/registration.py, ...) ---------------
+# The registration key's lifetime. ECOSYSTEM.md fixes 90 s and siblings drop entries older than that, so a longer
+# TTL would only leave dead instances listed; tests shorten it to see expiry without waiting 90 s.
+DISCOVERY_TTL = int(_duration_seconds("DISCOVERY_TTL", "90s"))
+if not 1 <= DISCOVERY_TTL <= 90:
+    raise ImproperlyConfigured(f"DISCOVERY_TTL={DISCOVERY_TTL} is invalid: use 1 to 90 seconds")
+# Guards on calls to siblings and to the configuration service (ECOSYSTEM.md: open after 5 consecutive failures,
+# half-open after 30-60 s, a few trial calls). The timeouts are settings so tests need not wait 30 s.
+BREAKER_FAIL_MAX = env.int("BREAKER_FAIL_MAX", default=5)
+BREAKER_SUCCESS_THRESHOLD = env.int("BREAKER_SUCCESS_THRESHOLD", default=2)
+GRPC_BREAKER_RESET_TIMEOUT = _duration_seconds("GRPC_BREAKER_RESET_TIMEOUT", "30s")
+CONFIG_BREAKER_RESET_TIMEOUT = _duration_seconds("CONFIG_BREAKER_RESET_TIMEOUT", "30s")
+
+
+def _decimal(name: str, default: str) -> Decimal:
+    raw = env.str(name, default=default).strip()
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite():
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a decimal number")
+    return value
+
+
+# Local defaults of the runtime configuration keys (exchange/runtime_config.py): used when the configuration
+# service is off, unreachable, or does not know the key. Decimal, never float: they price money.
+DEFAULT_TAKER_FEE_BPS = _decimal("DEFAULT_TAKER_FEE_BPS", "10")
+DEFAULT_SPREAD_BPS = _decimal("DEFAULT_SPREAD_BPS", "10")
+MAX_ORDER_NOTIONAL_USD = _decimal("MAX_ORDER_NOTIONAL_USD", "1000000")
+RISK_HOUSE_INVENTORY_LOW_USD = _decimal("RISK_HOUSE_INVENTORY_LOW_USD", "100000")
+RISK_REJECTION_RATE_HIGH_PER_MIN = _decimal("RISK_REJECTION_RATE_HIGH_PER_MIN", "60")
 
 # --- Django core ------------------------------------------------------------------------------------
 SECRET_KEY = env.str("SECRET_KEY", default="")
@@ -149,6 +183,9 @@ else:
     # SQLite: wait for the write lock instead of failing at once with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
+    # Take the write lock when a transaction begins, so two writers serialise instead of one failing on upgrade.
+    # https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-transaction-behavior
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -170,10 +207,10 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # --- REST framework ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.ReadScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["exchange.api.DecimalJSONParser"],
     "EXCEPTION_HANDLER": "exchange.exception_handler.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Money is Decimal end to end and a string in JSON, never a float.
@@ -204,3 +241,6 @@ configure_structlog()
 
 # Errors raised outside DRF views answer with the same JSON envelope (exchange.exception_handler).
 CSRF_FAILURE_VIEW = "exchange.exception_handler.csrf_failure"
+
+# History is an audit trail: it is never reverted from the admin (money changes only through services).
+SIMPLE_HISTORY_REVERT_DISABLED = True

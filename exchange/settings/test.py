@@ -9,5 +9,7 @@ SECRET_KEY = env.str("SECRET_KEY", default="test-only-not-a-secret")
 DEBUG = False
 # Hashing API keys and passwords with the production hasher makes every authenticated test request slow.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# No remote configuration lookups from the suite: local defaults only, unless a test points this at its own server.
+CONFIG_SERVICE_URL = ""
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0

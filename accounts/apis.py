@@ -1,0 +1,186 @@
+"""REST endpoints for accounts: one class per operation; each validates, calls one service or selector, and
+serializes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors, services
+from accounts.permissions import OperatorScope, ReadScope
+from accounts.serializers import (
+    AccountCreateIn,
+    AccountOut,
+    AdjustmentIn,
+    BalanceOut,
+    FundingIn,
+    FundingOut,
+    StatusChangeIn,
+    TransactionFilterIn,
+    TransactionOut,
+)
+from exchange import errors
+from exchange.api import paginate, raise_validation
+
+ERRORS = {
+    400: OpenApiResponse(description="validation_error, malformed_json, invalid_amount, unknown_asset"),
+    401: OpenApiResponse(description="not_authenticated"),
+    403: OpenApiResponse(description="permission_denied (scope missing)"),
+    404: OpenApiResponse(description="not_found (unknown or another user's account)"),
+}
+
+
+class _AccountApi(APIView):
+    def get_account(self, request: Request, account_id: Any) -> Any:
+        return selectors.account_get(account_id=account_id, user=request.user, key=request.auth)
+
+
+class AccountListCreateApi(APIView):
+    permission_classes = [ReadScope]
+
+    @extend_schema(responses={200: AccountOut(many=True), **ERRORS}, tags=["accounts"],
+                   summary="List the accounts this key may see (operators: all)")
+    def get(self, request: Request) -> Response:
+        qs = selectors.account_list(user=request.user, key=request.auth).prefetch_related("balances")
+        return paginate(self, qs, AccountOut, "accounts")
+
+    @extend_schema(request=AccountCreateIn, responses={201: AccountOut, **ERRORS}, tags=["accounts"],
+                   summary="Open an account for yourself (operators: for any user)")
+    def post(self, request: Request) -> Response:
+        data = raise_validation(AccountCreateIn(data=request.data))
+        owner = request.user
+        if data.get("owner") and data["owner"] != request.user.username:
+            if not selectors.actor_is_operator(key=request.auth):
+                raise errors.PermissionDenied("Only operators may open accounts for other users.")
+            owner = get_user_model().objects.filter(username=data["owner"]).first()
+            if owner is None:
+                raise errors.ValidationFailed(details={"fields": {"owner": ["Unknown user."]}})
+        account = services.account_create(owner=owner, label=data["label"], actor=request.user)
+        return Response(AccountOut(account).data, status=201)
+
+
+class AccountDetailApi(_AccountApi):
+    @extend_schema(responses={200: AccountOut, **ERRORS}, tags=["accounts"])
+    def get(self, request: Request, account_id: str) -> Response:
+        return Response(AccountOut(self.get_account(request, account_id)).data)
+
+
+class AccountBalancesApi(_AccountApi):
+    @extend_schema(responses={200: BalanceOut(many=True), **ERRORS}, tags=["accounts"],
+                   summary="Every asset's balance, zeros included")
+    def get(self, request: Request, account_id: str) -> Response:
+        account = self.get_account(request, account_id)
+        balances = selectors.balance_list(account=account)
+        return Response({"account_id": str(account.account_id), "balances": BalanceOut(balances, many=True).data})
+
+
+class AccountTransactionsApi(_AccountApi):
+    @extend_schema(parameters=[TransactionFilterIn], responses={200: TransactionOut(many=True), **ERRORS},
+                   tags=["accounts"], summary="Journal lines affecting the account, newest first")
+    def get(self, request: Request, account_id: str) -> Response:
+        account = self.get_account(request, account_id)
+        filters = raise_validation(TransactionFilterIn(data=request.query_params))
+        qs = selectors.transaction_list(
+            account=account,
+            asset=filters.get("asset"),
+            kind=filters.get("kind"),
+            since=filters.get("since"),
+            until=filters.get("until"),
+        )
+        return paginate(self, qs, TransactionOut, "transactions")
+
+
+class AccountAuditApi(_AccountApi):
+    @extend_schema(responses={200: dict, **ERRORS}, tags=["accounts"],
+                   summary="Change history and journal entries in time order")
+    def get(self, request: Request, account_id: str) -> Response:
+        account = self.get_account(request, account_id)
+        return Response({"account_id": str(account.account_id), "events": selectors.account_audit(account=account)})
+
+
+class _FundingApi(_AccountApi):
+    permission_classes = [OperatorScope]
+    input_serializer: type = FundingIn
+    service: Any = None
+
+    def post(self, request: Request, account_id: str) -> Response:
+        account = self.get_account(request, account_id)
+        data = raise_validation(self.input_serializer(data=request.data))
+        entry = type(self).service(
+            account=account,
+            asset=data["asset"],
+            amount=data["amount"],
+            actor=request.user,
+            reason=data["reason"],
+            idempotency_key=data.get("idempotency_key"),
+        )
+        balances = selectors.balance_list(account=account)
+        return Response(
+            {"transaction": FundingOut(entry).data, "balances": BalanceOut(balances, many=True).data}, status=201
+        )
+
+
+_FUNDING_ERRORS = {
+    **ERRORS,
+    409: OpenApiResponse(description="idempotency_conflict"),
+    422: OpenApiResponse(description="insufficient_balance, account_suspended, account_closed"),
+}
+
+
+class AccountDepositApi(_FundingApi):
+    service = staticmethod(services.deposit_create)
+
+    @extend_schema(request=FundingIn, responses={201: dict, **_FUNDING_ERRORS}, tags=["operator"],
+                   summary="Credit an account from custody (operator)")
+    def post(self, request: Request, account_id: str) -> Response:
+        return super().post(request, account_id)
+
+
+class AccountWithdrawalApi(_FundingApi):
+    service = staticmethod(services.withdrawal_create)
+
+    @extend_schema(request=FundingIn, responses={201: dict, **_FUNDING_ERRORS}, tags=["operator"],
+                   summary="Debit an account to custody (operator); refused beyond the available balance")
+    def post(self, request: Request, account_id: str) -> Response:
+        return super().post(request, account_id)
+
+
+class AccountAdjustmentApi(_FundingApi):
+    input_serializer = AdjustmentIn
+    service = staticmethod(services.adjustment_create)
+
+    @extend_schema(request=AdjustmentIn, responses={201: dict, **_FUNDING_ERRORS}, tags=["operator"],
+                   summary="Signed correction with a reason (operator)")
+    def post(self, request: Request, account_id: str) -> Response:
+        return super().post(request, account_id)
+
+
+class _StatusApi(_AccountApi):
+    permission_classes = [OperatorScope]
+    service: Any = None
+
+    @extend_schema(request=StatusChangeIn, responses={200: AccountOut, **ERRORS,
+                                                      409: OpenApiResponse(description="invalid_state_transition, account_not_empty")},
+                   tags=["operator"])
+    def post(self, request: Request, account_id: str) -> Response:
+        account = self.get_account(request, account_id)
+        data = raise_validation(StatusChangeIn(data=request.data))
+        account = type(self).service(account=account, actor=request.user, reason=data["reason"])
+        return Response(AccountOut(account).data)
+
+
+class AccountSuspendApi(_StatusApi):
+    service = staticmethod(services.account_suspend)
+
+
+class AccountReactivateApi(_StatusApi):
+    service = staticmethod(services.account_reactivate)
+
+
+class AccountCloseApi(_StatusApi):
+    service = staticmethod(services.account_close)

@@ -1,0 +1,34 @@
+"""Scope checks. ``trade`` includes ``read``; ``operator`` includes ``read`` and the operator actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from accounts.models import ApiKey, Scope
+
+
+class _ScopePermission(BasePermission):
+    scope = Scope.READ
+    message = "This API key lacks the required scope."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        key = request.auth
+        if not isinstance(key, ApiKey):
+            return False
+        self.message = f"This API key lacks the '{self.scope}' scope."
+        return key.has_scope(self.scope)
+
+
+class ReadScope(_ScopePermission):
+    scope = Scope.READ
+
+
+class TradeScope(_ScopePermission):
+    scope = Scope.TRADE
+
+
+class OperatorScope(_ScopePermission):
+    scope = Scope.OPERATOR

@@ -1,0 +1,104 @@
+"""Shared REST plumbing: the JSON parser (numbers as Decimal), the wrapped cursor pagination, money formatting."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.exceptions import ParseError
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+
+from exchange import errors
+
+
+class DecimalJSONParser(JSONParser):
+    """JSON numbers become Decimal, never float, so "amount": 0.1 means exactly 0.1."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None) -> Any:
+        encoding = (parser_context or {}).get("encoding", "utf-8")
+        try:
+            text = stream.read().decode(encoding)
+            return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant) if text else {}
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ParseError(f"JSON parse error - {exc}") from exc
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class WrappedCursorPagination(CursorPagination):
+    """Cursor pagination, newest first, with the list under the resource's name (ECOSYSTEM.md):
+    ``{"orders": [...], "next": url|null, "previous": url|null}``."""
+
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 500
+    ordering = "-id"
+    results_key = "results"
+
+    def get_paginated_response(self, data: Any) -> Response:
+        return Response({self.results_key: data, "next": self.get_next_link(), "previous": self.get_previous_link()})
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {
+                self.results_key: schema,
+                "next": {"type": "string", "nullable": True, "format": "uri"},
+                "previous": {"type": "string", "nullable": True, "format": "uri"},
+            },
+        }
+
+
+def paginate(view: Any, queryset: Any, serializer_class: type[serializers.BaseSerializer], key: str,
+             **context: Any) -> Response:
+    paginator = WrappedCursorPagination()
+    paginator.results_key = key
+    page = paginator.paginate_queryset(queryset, view.request, view=view)
+    data = serializer_class(page, many=True, context={"request": view.request, **context}).data
+    return paginator.get_paginated_response(data)
+
+
+class AmountField(serializers.Field):
+    """A money amount in: a JSON string ("0.1") or number (parsed as Decimal), never a float or bool. Precision
+    and sign are checked against the asset by the service."""
+
+    default_error_messages = {"invalid": "A number or a numeric string is required."}
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, bool) or not isinstance(data, (str, int, Decimal)):
+            self.fail("invalid")
+        try:
+            value = Decimal(str(data).strip())
+        except Exception:
+            self.fail("invalid")
+        if not value.is_finite():
+            self.fail("invalid")
+        return value
+
+    def to_representation(self, value: Any) -> str:
+        return format_amount(value)
+
+
+def format_amount(value: Decimal | None, decimals: int | None = None) -> str | None:
+    """Money out: a string, at the asset's precision when known, never in exponent form."""
+    if value is None:
+        return None
+    if decimals is not None:
+        value = value.quantize(Decimal(1).scaleb(-decimals))
+    text = f"{value:f}"
+    if decimals is None and "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def raise_validation(serializer: serializers.Serializer) -> dict[str, Any]:
+    """Validate an input serializer, raising our ValidationFailed with the field errors."""
+    if not serializer.is_valid():
+        raise errors.ValidationFailed(details={"fields": serializer.errors})
+    return dict(serializer.validated_data)
