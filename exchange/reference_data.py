@@ -1,0 +1,14 @@
+"""Every app's reference data (assets, house books, markets) in one idempotent call, for tests and tools."""
+
+from __future__ import annotations
+
+
+def ensure_all_reference_data() -> None:
+    from ledger.reference_data import ensure_reference_data
+
+    ensure_reference_data()
+    try:
+        from orders.reference_data import ensure_reference_data as ensure_markets
+    except ImportError:
+        return
+    ensure_markets()
