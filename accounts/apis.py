@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
-from accounts.permissions import OperatorScope, ReadScope
+from accounts.permissions import OperatorScope, ReadScope, TradeOrOperatorScope
 from accounts.serializers import (
     AccountCreateIn,
     AccountOut,
@@ -41,7 +41,8 @@ class _AccountApi(APIView):
 
 
 class AccountListCreateApi(APIView):
-    permission_classes = [ReadScope]
+    def get_permissions(self) -> list[Any]:
+        return [TradeOrOperatorScope()] if self.request.method == "POST" else [ReadScope()]
 
     @extend_schema(responses={200: AccountOut(many=True), **ERRORS}, tags=["accounts"],
                    summary="List the accounts this key may see (operators: all)")

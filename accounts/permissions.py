@@ -32,3 +32,16 @@ class TradeScope(_ScopePermission):
 
 class OperatorScope(_ScopePermission):
     scope = Scope.OPERATOR
+
+
+class TradeOrOperatorScope(_ScopePermission):
+    """Writes that move no money but are not reads (opening an account): trade or operator keys."""
+
+    scope = Scope.TRADE
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        key = request.auth
+        if not isinstance(key, ApiKey):
+            return False
+        self.message = "This API key lacks the 'trade' or 'operator' scope."
+        return key.has_scope(Scope.TRADE) or key.has_scope(Scope.OPERATOR)

@@ -79,6 +79,18 @@ def account_close(*, account: Account, actor: Any, reason: str = "") -> Account:
                        to=AccountStatus.CLOSED, actor=actor, reason=reason)
 
 
+def account_check_status(*, account: Account, allow_suspended: bool = False) -> str:
+    """Refuse closed (and, unless allowed, suspended) accounts, reading the status from the database: the
+    caller's object may be stale. A suspension committed a moment later orders after this operation."""
+    status = Account.objects.filter(pk=account.pk).values_list("status", flat=True).first()
+    account.status = status or account.status
+    if status == AccountStatus.CLOSED:
+        raise errors.AccountClosed()
+    if status == AccountStatus.SUSPENDED and not allow_suspended:
+        raise errors.AccountSuspended()
+    return account.status
+
+
 def amount_parse(*, amount: Any, asset_code: str, allow_negative: bool = False) -> tuple[Decimal, str]:
     """Validate an amount for an asset: a finite number, non-zero, positive (unless allowed), within bounds,
     with no more decimals than the asset has. Returns (amount, asset code)."""
@@ -121,8 +133,7 @@ def _replay(idempotency_key: str | None, *, kind: str, account: Account, asset: 
 def _fund(*, kind: str, account: Account, asset: str, amount: Any, actor: Any, reason: str,
           idempotency_key: str | None, allow_negative: bool = False) -> JournalEntry:
     value, code = amount_parse(amount=amount, asset_code=asset, allow_negative=allow_negative)
-    if account.status == AccountStatus.CLOSED:
-        raise errors.AccountClosed()
+    account_check_status(account=account, allow_suspended=kind != EntryKind.WITHDRAWAL)
     replay = _replay(idempotency_key, kind=kind, account=account, asset=code, amount=value)
     if replay is not None:
         return replay
@@ -161,8 +172,6 @@ def deposit_create(*, account: Account, asset: str, amount: Any, actor: Any, rea
 def withdrawal_create(*, account: Account, asset: str, amount: Any, actor: Any, reason: str = "",
                       idempotency_key: str | None = None) -> JournalEntry:
     """Debit an account to the external account; refused beyond the available balance or when not active."""
-    if account.status == AccountStatus.SUSPENDED:
-        raise errors.AccountSuspended()
     value, code = amount_parse(amount=amount, asset_code=asset)
     return _fund(kind=EntryKind.WITHDRAWAL, account=account, asset=code, amount=-value, actor=actor, reason=reason,
                  idempotency_key=idempotency_key, allow_negative=True)
