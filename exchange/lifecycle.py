@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -39,4 +40,33 @@ def seed_demo_data_if_empty() -> None:
     when the database holds no accounts yet."""
     from django.core.management import call_command
 
-    call_command("seed_demo")
+    # Through the log pipeline, not straight to stdout: serve's stdout is JSON lines only, and the scrubber must
+    # see anything a seeding command prints (it may mention API keys).
+    call_command("seed_demo", stdout=LogLines(command="seed_demo"), stderr=LogLines(command="seed_demo", error=True))
+
+
+class LogLines(io.TextIOBase):
+    """A text stream that logs each complete line written to it, for running management commands inside serve."""
+
+    def __init__(self, *, command: str, error: bool = False) -> None:
+        self._log = logger.bind(command=command)
+        self._error = error
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            self._emit(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._emit(self._pending)
+            self._pending = ""
+
+    def _emit(self, line: str) -> None:
+        if line.strip():
+            (self._log.warning if self._error else self._log.info)(line)
