@@ -30,9 +30,12 @@ COPY . /app
 # The admin's CSS/JS, gathered for a reverse proxy to serve under /static/ (Django does not serve them with
 # DEBUG off). Local settings here only because production refuses to load without SECRET_KEY, which must not be
 # baked into an image; collectstatic reads no secret and touches no database.
+# api-keys.txt is the one file the service writes in /app: serve seeds an empty database with demo accounts and
+# writes their new API keys there (mode 0600). Pre-created for the service user so /app itself stays read-only.
 RUN DJANGO_SETTINGS_MODULE=exchange.settings.local python manage.py collectstatic --noinput --verbosity 0 \
     && groupadd --system --gid 10001 exchange \
-    && useradd --system --uid 10001 --gid exchange --home-dir /app --no-create-home --shell /usr/sbin/nologin exchange
+    && useradd --system --uid 10001 --gid exchange --home-dir /app --no-create-home --shell /usr/sbin/nologin exchange \
+    && install -o 10001 -g 10001 -m 600 /dev/null /app/api-keys.txt
 
 # Numeric, so a runtime that enforces runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
