@@ -23,6 +23,7 @@ from django.db import connections
 
 from exchange.grpc_server import GrpcHealthServer
 from exchange.lifecycle import after_start_hooks, before_stop_hooks, seed_demo_data_if_empty
+from exchange.registration import install as install_registration
 
 logger = structlog.get_logger("exchange.serve")
 
@@ -31,7 +32,7 @@ class Command(BaseCommand):
     help = "Apply migrations, seed demo data if the database is empty, and serve HTTP and gRPC until SIGTERM."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default=os.environ.get("BIND_HOST", "0.0.0.0"), help="address to bind")  # noqa: S104
+        parser.add_argument("--host", default=os.environ.get("BIND_HOST", "0.0.0.0"), help="address to bind")
         parser.add_argument("--http-port", type=int, default=settings.HTTP_PORT)
         parser.add_argument("--grpc-port", type=int, default=settings.GRPC_PORT)
         parser.add_argument("--workers", type=int, default=settings.WEB_CONCURRENCY)
@@ -62,7 +63,7 @@ class Command(BaseCommand):
         )
         grpc_server.start()
 
-        gunicorn = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        gunicorn = subprocess.Popen(  # fixed argv, no shell
             [
                 sys.executable,
                 "-m",
@@ -84,6 +85,8 @@ class Command(BaseCommand):
             workers=options["workers"],
             gunicorn_pid=gunicorn.pid,
         )
+        # Advertise in discovery once gRPC health answers (siblings check it first); withdraw first on the way out.
+        install_registration()
         for hook in after_start_hooks():
             hook(http_port=options["http_port"], grpc_port=grpc_server.port, stop=stop)
 
