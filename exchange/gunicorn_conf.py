@@ -26,3 +26,11 @@ preload_app = False
 # gunicorn's control socket lives at one fixed path per user; two instances on one machine would fight over it,
 # and we do not use it (the serve command supervises gunicorn by signals).
 control_socket_disable = True
+
+
+def child_exit(server: object, worker: object) -> None:
+    """gunicorn hook: drop a dead worker's live gauges from the shared metrics directory (see serve.py)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

@@ -23,9 +23,10 @@ SERVICE_NAMES = ["", "exchange-simulator"]
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    """One running service shared by the read-only tests of this module (starting one costs seconds)."""
+    """One running service shared by the read-only tests of this module (starting one costs seconds). Two gunicorn
+    workers, as in production, so the metrics must add up across processes."""
     with scratch_database_url(tmp_path_factory) as database_url:
-        process = ServiceProcess(database_url=database_url, log_dir=tmp_path_factory.mktemp("serve"))
+        process = ServiceProcess(database_url=database_url, log_dir=tmp_path_factory.mktemp("serve"), workers=2)
         process.start()
         try:
             yield process
@@ -86,6 +87,17 @@ def test_metrics_count_requests_by_view_and_status(service):
     assert any(name.startswith("django_http_requests_latency_seconds_by_view_method_bucket") for name in samples)
 
 
+def test_metrics_add_up_across_gunicorn_workers(service):
+    """Each scrape lands on one worker; every scrape must still report the requests all workers served."""
+    before = _health_requests(service)
+    for _ in range(10):
+        httpx.get(f"{service.base_url}/api/v1/health")
+
+    scrapes = [_health_requests(service) for _ in range(6)]
+
+    assert scrapes == [before + 10] * 6
+
+
 def test_every_log_line_of_the_process_is_json(service):
     httpx.get(f"{service.base_url}/api/v1/health")
 
@@ -144,6 +156,13 @@ def _samples(text: str) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             samples[name] = float(value)
     return samples
+
+
+def _health_requests(service: ServiceProcess) -> float:
+    samples = _samples(httpx.get(f"{service.base_url}/metrics").text)
+    return samples[
+        'django_http_requests_total_by_view_transport_method_total{method="GET",transport="http",view="health"}'
+    ]
 
 
 def _read_all(sock: socket.socket) -> bytes:

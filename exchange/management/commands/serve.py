@@ -8,9 +8,11 @@ stops gRPC with a grace period, and exits 0 within a bounded time.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -62,6 +64,7 @@ class Command(BaseCommand):
             host=options["host"], port=options["grpc_port"], poll_interval=settings.READINESS_POLL_INTERVAL
         )
         grpc_server.start()
+        metrics_dir, own_metrics_dir = _metrics_directory()
 
         gunicorn = subprocess.Popen(  # fixed argv, no shell
             [
@@ -76,7 +79,11 @@ class Command(BaseCommand):
                 str(options["workers"]),
                 "exchange.wsgi:application",
             ],
-            env=os.environ | {"DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "")},
+            env=os.environ
+            | {
+                "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", ""),
+                "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+            },
         )
         logger.info(
             "service_started",
@@ -111,7 +118,23 @@ class Command(BaseCommand):
                 gunicorn.kill()
                 gunicorn.wait()
         grpc_server.stop(grace=max(0.5, min(5.0, deadline - time.monotonic())))
+        if own_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         logger.info("service_stopped", exit_code=exit_code)
         sys.stdout.flush()
         if exit_code:
             sys.exit(exit_code)
+
+
+def _metrics_directory() -> tuple[str, bool]:
+    """Where the gunicorn workers share their Prometheus samples, and whether this process made it (and removes it).
+
+    Each worker is a process with a registry of its own: without a shared directory, /metrics shows whichever worker
+    answered the scrape and the counters jump between workers (prometheus_client's multiprocess mode, which
+    django-prometheus's /metrics view switches to when PROMETHEUS_MULTIPROC_DIR is set).
+    """
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        os.makedirs(configured, exist_ok=True)
+        return configured, False
+    return tempfile.mkdtemp(prefix="exchange-metrics-"), True
