@@ -192,3 +192,43 @@ class LedgerImbalance(InternalError):
 
     code = "ledger_imbalance"
     default_message = "The operation was refused because it would unbalance the ledger."
+
+
+# --- Domain errors: markets and orders ---------------------------------------------------------------------
+class UnknownSymbol(ValidationFailed):
+    """The market symbol is not one the exchange lists."""
+
+    code = "unknown_symbol"
+    default_message = "Unknown market symbol."
+
+
+class UnsupportedOrderType(ValidationFailed):
+    """Only market orders are accepted for now."""
+
+    code = "unsupported_order_type"
+    default_message = "Only market orders are supported."
+
+
+class OrderRejected(BusinessRuleViolation):
+    """The order was recorded as rejected; ``code`` is the rejection reason and ``details`` carry the order."""
+
+    code = "order_rejected"
+    default_message = "The order was rejected."
+
+    def __init__(self, reason: str, message: str | None = None, *, details: dict | None = None) -> None:
+        super().__init__(message, details=details)
+        self.code = reason
+
+
+class OrderNotCancelable(Conflict):
+    """The order has already reached a final state (filled, rejected, cancelled or expired)."""
+
+    code = "order_not_cancelable"
+    default_message = "The order can no longer be cancelled."
+
+
+class ClientOrderIdConflict(IdempotencyConflict):
+    """The client_order_id was used before on this account with different parameters."""
+
+    code = "client_order_id_conflict"
+    default_message = "This client_order_id was already used with different order parameters."

@@ -12,6 +12,7 @@ api_v1 = [
     path("health", HealthApi.as_view(), name="health"),
     path("ready", ReadyApi.as_view(), name="ready"),
     path("", include("accounts.urls")),
+    path("", include("orders.urls")),
 ]
 
 urlpatterns = [

@@ -49,23 +49,34 @@ def register_check(check: Callable[[Report], None]) -> Callable[[Report], None]:
     return check
 
 
+def sums_by(queryset: Any, *keys: str) -> dict[Any, Decimal]:
+    """Exact sums of ``amount`` grouped by ``keys``. PostgreSQL sums NUMERIC exactly; SQLite's SUM works in
+    floating point, so there the rows are added up in Python with Decimal."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        rows = queryset.values(*keys).annotate(total=Sum("amount")).values_list(*keys, "total")
+        return {(row[0] if len(keys) == 1 else tuple(row[:-1])): row[-1] for row in rows}
+    totals: dict[Any, Decimal] = defaultdict(Decimal)
+    for row in queryset.values_list(*keys, "amount").iterator(chunk_size=5000):
+        totals[row[0] if len(keys) == 1 else tuple(row[:-1])] += row[-1]
+    return dict(totals)
+
+
 def _check_entries(report: Report) -> None:
     entries = JournalEntry.objects.annotate(n=Count("postings"))
     report.checks["entries"] = entries.count()
     for entry_id, n in entries.filter(n__lt=2).values_list("entry_id", "n"):
         report.problem("entry_too_few_postings", entry_id=entry_id, postings=n)
-    unbalanced = (
-        Posting.objects.values("entry__entry_id", "asset_id").annotate(total=Sum("amount")).exclude(total=0)
-    )
-    for row in unbalanced:
-        report.problem("entry_unbalanced", entry_id=row["entry__entry_id"], asset=row["asset_id"], total=row["total"])
+    for (entry_id, asset), total in sums_by(Posting.objects.all(), "entry__entry_id", "asset_id").items():
+        if total != 0:
+            report.problem("entry_unbalanced", entry_id=entry_id, asset=asset, total=total)
 
 
 def _check_caches(report: Report) -> None:
     from accounts.models import Balance
 
-    sums = dict(Posting.objects.values("ledger_account_id").annotate(total=Sum("amount")).values_list(
-        "ledger_account_id", "total"))
+    sums = sums_by(Posting.objects.all(), "ledger_account_id")
     customer: dict[tuple[int, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
     books = 0
     for la in LedgerAccount.objects.all().only("id", "kind", "asset_id", "account_id", "balance", "shard"):
@@ -106,14 +117,18 @@ def _check_asset_totals(report: Report) -> None:
         LedgerAccountKind.EXTERNAL: "external",
     }
     totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for row in Posting.objects.values("asset_id", "ledger_account__kind").annotate(total=Sum("amount")):
-        totals[row["asset_id"]][groups[row["ledger_account__kind"]]] += row["total"]
+    for (asset, kind), total in sums_by(Posting.objects.all(), "asset_id", "ledger_account__kind").items():
+        totals[asset][groups[kind]] += total
     for asset, by_group in sorted(totals.items()):
         grand = sum(by_group.values(), ZERO)
-        report.totals[asset] = {k: f"{v:f}" for k, v in sorted(by_group.items())} | {"sum": f"{grand:f}"}
+        report.totals[asset] = {k: _fmt(v) for k, v in sorted(by_group.items())} | {"sum": _fmt(grand)}
         if grand != 0:
             report.problem("asset_does_not_sum_to_zero", asset=asset, total=grand)
     report.checks["assets"] = len(totals)
+
+
+def _fmt(value: Decimal) -> str:
+    return f"{value.normalize():f}" if value else "0"
 
 
 def reconcile() -> Report:

@@ -6,8 +6,9 @@ How a posting settles (all in the caller's database transaction):
 2. Lock the balance caches the entry touches, always in the same order (customer balance rows by account and
    asset, then the exchange's ledger accounts by id), so two concurrent entries can never deadlock.
 3. Check that no customer balance and no house balance would go negative (the sufficient-balance check: the
-   rows are locked, so nothing can change them between the check and the update), then update the caches.
-4. Insert the entry and its postings.
+   rows are locked, so nothing can change them between the check and the update). Nothing has been written
+   yet when a check fails, so the caller's transaction stays clean.
+4. Update the caches; insert the entry and its postings.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ def _validate(legs: Sequence[Leg]) -> None:
         raise errors.LedgerImbalance(details={"unbalanced": unbalanced})
 
 
-def _settle_customer_balances(legs: Sequence[Leg], now: Any) -> None:
+def _lock_customer_balances(legs: Sequence[Leg], now: Any) -> list[Any]:
+    """Lock the customer balance rows the legs touch (by account, then asset), check that none would go
+    negative, and return the rows with their new values set (not yet written)."""
     from accounts.models import Balance  # accounts depends on ledger's models; import here to avoid a cycle
 
     deltas: dict[tuple[int, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
@@ -72,7 +75,7 @@ def _settle_customer_balances(legs: Sequence[Leg], now: Any) -> None:
         elif la.kind == LedgerAccountKind.CUSTOMER_LOCKED:
             deltas[(la.account_id, la.asset_id)][1] += leg.amount  # type: ignore[index]
     if not deltas:
-        return
+        return []
     account_ids = sorted({account_id for account_id, _ in deltas})
     assets = sorted({asset for _, asset in deltas})
     rows = list(
@@ -98,16 +101,18 @@ def _settle_customer_balances(legs: Sequence[Leg], now: Any) -> None:
             )
         row.available, row.locked, row.updated_at = new_available, new_locked, now
         changed.append(row)
-    Balance.objects.bulk_update(changed, ["available", "locked", "updated_at"])
+    return changed
 
 
-def _settle_book_balances(legs: Sequence[Leg]) -> None:
+def _lock_book_balances(legs: Sequence[Leg]) -> list[LedgerAccount]:
+    """Lock the exchange's ledger accounts the legs touch (by id), check that house and fee balances stay
+    non-negative, and return the rows with their new balances set (not yet written)."""
     deltas: dict[int, Decimal] = defaultdict(Decimal)
     for leg in legs:
         if leg.ledger_account.kind not in (LedgerAccountKind.CUSTOMER_AVAILABLE, LedgerAccountKind.CUSTOMER_LOCKED):
             deltas[leg.ledger_account.pk] += leg.amount
     if not deltas:
-        return
+        return []
     rows = list(LedgerAccount.objects.select_for_update().filter(pk__in=deltas).order_by("pk"))
     for row in rows:
         new_balance = row.balance + deltas[row.pk]
@@ -116,7 +121,7 @@ def _settle_book_balances(legs: Sequence[Leg]) -> None:
                 raise errors.InsufficientLiquidity(details={"asset": row.asset_id})
             raise errors.LedgerImbalance(f"{row} would go negative.")
         row.balance = new_balance
-    LedgerAccount.objects.bulk_update(rows, ["balance"])
+    return rows
 
 
 @transaction.atomic
@@ -138,8 +143,16 @@ def journal_post(
     """
     _validate(legs)
     now = timezone.now()
-    _settle_customer_balances(legs, now)
-    _settle_book_balances(legs)
+    # Lock and check everything first, write afterwards: a refusal leaves the transaction untouched, so the
+    # caller can still record it (a rejected order) in the same transaction.
+    customer_rows = _lock_customer_balances(legs, now)
+    book_rows = _lock_book_balances(legs)
+    if customer_rows:
+        from accounts.models import Balance
+
+        Balance.objects.bulk_update(customer_rows, ["available", "locked", "updated_at"])
+    if book_rows:
+        LedgerAccount.objects.bulk_update(book_rows, ["balance"])
     entry = JournalEntry.objects.create(
         kind=kind,
         actor=actor if getattr(actor, "pk", None) else None,

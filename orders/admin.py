@@ -1,0 +1,89 @@
+"""Operator screens: markets editable (every change kept in history, prices set through the service); orders
+and trades read-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from simple_history.admin import SimpleHistoryAdmin
+
+from ledger.admin import ReadOnlyAdmin
+from orders import services
+from orders.models import Market, MarketStatus, Order, Trade
+
+
+@admin.register(Market)
+class MarketAdmin(SimpleHistoryAdmin):
+    list_display = ("symbol", "status", "reference_price", "spread_bps", "taker_fee_bps", "min_notional",
+                    "max_notional", "price_updated_at")
+    list_filter = ("status", "quote_asset")
+    search_fields = ("symbol",)
+    readonly_fields = ("symbol", "base_asset", "quote_asset", "price_updated_at", "updated_at")
+    actions = ["halt", "resume"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Market, form: Any, change: bool) -> None:
+        # The price goes through the service (validation, lock, history with the operator); the trading rules
+        # are plain settings saved with the operator recorded in history.
+        price = obj.reference_price
+        obj._history_user = request.user  # type: ignore[attr-defined]
+        if "reference_price" in form.changed_data:
+            original = Market.objects.get(pk=obj.pk)
+            obj.reference_price = original.reference_price
+            super().save_model(request, obj, form, change)
+            services.market_set_price(market=obj, price=price, actor=request.user, reason="admin")
+            obj.refresh_from_db()
+        else:
+            super().save_model(request, obj, form, change)
+
+    @admin.action(description="Halt trading on selected markets")
+    def halt(self, request: HttpRequest, queryset: Any) -> None:
+        for market in queryset:
+            services.market_set_status(market=market, status=MarketStatus.HALTED, actor=request.user,
+                                       reason="admin: halt")
+
+    @admin.action(description="Resume trading on selected markets")
+    def resume(self, request: HttpRequest, queryset: Any) -> None:
+        for market in queryset:
+            services.market_set_status(market=market, status=MarketStatus.TRADING, actor=request.user,
+                                       reason="admin: resume")
+
+
+class TradeInline(admin.TabularInline):
+    model = Trade
+    fields = ("trade_id", "quantity", "price", "quote_amount", "fee", "fee_asset", "reference_price",
+              "journal_entry", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
+    list_display = ("order_id", "account", "market", "side", "order_type", "status", "quantity", "quote_quantity",
+                    "filled_quantity", "average_price", "fee", "reject_reason", "created_at")
+    list_filter = ("status", "side", "order_type", "market", "reject_reason", "created_at")
+    search_fields = ("order_id", "client_order_id", "account__account_id", "account__owner__username")
+    list_select_related = ("account", "market")
+    date_hierarchy = "created_at"
+    inlines = [TradeInline]
+
+
+@admin.register(Trade)
+class TradeAdmin(ReadOnlyAdmin):
+    list_display = ("trade_id", "order", "account", "market", "side", "quantity", "price", "quote_amount", "fee",
+                    "fee_asset", "created_at")
+    list_filter = ("market", "side", "created_at")
+    search_fields = ("trade_id", "order__order_id", "account__account_id")
+    list_select_related = ("order", "account", "market")
+    date_hierarchy = "created_at"

@@ -1,0 +1,35 @@
+"""The markets every database starts with (created by a data migration; also restored for tests)."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from typing import Any
+
+# Plausible late-2026 prices; quantity steps and limits in the style of large spot exchanges.
+MARKETS: list[dict[str, Any]] = [
+    {"symbol": "BTC-USD", "base": "BTC", "quote": "USD", "quantity_step": D("0.00001"), "min_quantity": D("0.00001"),
+     "min_notional": D("1"), "max_notional": D("5000000"), "reference_price": D("65000.00")},
+    {"symbol": "ETH-USD", "base": "ETH", "quote": "USD", "quantity_step": D("0.0001"), "min_quantity": D("0.0001"),
+     "min_notional": D("1"), "max_notional": D("5000000"), "reference_price": D("3500.00")},
+    {"symbol": "BTC-USDT", "base": "BTC", "quote": "USDT", "quantity_step": D("0.00001"),
+     "min_quantity": D("0.00001"), "min_notional": D("1"), "max_notional": D("5000000"),
+     "reference_price": D("65010.000000")},
+    {"symbol": "ETH-USDT", "base": "ETH", "quote": "USDT", "quantity_step": D("0.0001"), "min_quantity": D("0.0001"),
+     "min_notional": D("1"), "max_notional": D("5000000"), "reference_price": D("3501.000000")},
+    {"symbol": "ETH-BTC", "base": "ETH", "quote": "BTC", "quantity_step": D("0.001"), "min_quantity": D("0.001"),
+     "min_notional": D("0.0001"), "max_notional": D("100"), "reference_price": D("0.05384615")},
+]
+
+
+def ensure_reference_data(apps: Any = None) -> None:
+    if apps is None:
+        from django.apps import apps as global_apps
+
+        apps = global_apps
+    Market = apps.get_model("orders", "Market")
+    existing = set(Market.objects.values_list("symbol", flat=True))
+    for spec in MARKETS:
+        if spec["symbol"] in existing:
+            continue
+        fields = {k: v for k, v in spec.items() if k not in {"base", "quote"}}
+        Market.objects.create(base_asset_id=spec["base"], quote_asset_id=spec["quote"], **fields)

@@ -1,0 +1,105 @@
+"""Reads for markets, orders and trades. Visibility as for accounts: owners see their own, operators all."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet
+
+from accounts.models import ApiKey
+from accounts.selectors import actor_is_operator
+from exchange import errors
+from orders.models import Market, Order, Trade
+
+_SYMBOL = re.compile(r"^([A-Za-z]{2,10})[-/_]([A-Za-z]{2,10})$")
+
+
+def symbol_normalize(symbol: Any) -> str:
+    """"BTC-USD", "BTC/USD", "btc_usd" -> "BTC-USD"."""
+    match = _SYMBOL.match(str(symbol).strip())
+    if not match:
+        raise errors.UnknownSymbol(f"Unknown market symbol {symbol!r}.", details={"symbol": str(symbol)[:40]})
+    return f"{match.group(1).upper()}-{match.group(2).upper()}"
+
+
+def market_list() -> QuerySet[Market]:
+    return Market.objects.all().order_by("symbol")
+
+
+def market_get(*, symbol: Any) -> Market:
+    normalized = symbol_normalize(symbol)
+    market = Market.objects.filter(symbol=normalized).first()
+    if market is None:
+        raise errors.UnknownSymbol(
+            f"Unknown market symbol {symbol!r}.",
+            details={"symbol": str(symbol)[:40], "known": list(Market.objects.values_list("symbol", flat=True))},
+        )
+    return market
+
+
+def usd_prices() -> dict[str, Decimal] | None:
+    """USD value of one unit of each asset, from the USD markets' reference prices. USDT is valued at its
+    1:1 peg (the simulator has no USDT-USD market). None when no market exists yet."""
+    prices = dict(Market.objects.filter(quote_asset_id="USD").values_list("base_asset_id", "reference_price"))
+    if not prices:
+        return None
+    return {"USD": Decimal(1), "USDT": Decimal(1), **prices}
+
+
+def _visible(qs: QuerySet[Any], *, user: Any, key: ApiKey | None) -> QuerySet[Any]:
+    return qs if actor_is_operator(key=key) else qs.filter(account__owner=user)
+
+
+def order_list(*, user: Any, key: ApiKey | None, account_id: uuid.UUID | None = None, symbol: str | None = None,
+               side: str | None = None, status: str | None = None, since: datetime | None = None,
+               until: datetime | None = None) -> QuerySet[Order]:
+    qs = _visible(Order.objects.select_related("account", "market", "market__base_asset", "market__quote_asset"),
+                  user=user, key=key)
+    return _filter(qs, account_id=account_id, symbol=symbol, side=side, status=status, since=since, until=until)
+
+
+def trade_list(*, user: Any, key: ApiKey | None, account_id: uuid.UUID | None = None, symbol: str | None = None,
+               side: str | None = None, since: datetime | None = None, until: datetime | None = None,
+               order_id: uuid.UUID | None = None) -> QuerySet[Trade]:
+    qs = _visible(Trade.objects.select_related("account", "market", "order", "journal_entry"), user=user, key=key)
+    if order_id:
+        qs = qs.filter(order__order_id=order_id)
+    return _filter(qs, account_id=account_id, symbol=symbol, side=side, status=None, since=since, until=until)
+
+
+def _filter(qs: QuerySet[Any], *, account_id: Any, symbol: Any, side: Any, status: Any, since: Any,
+            until: Any) -> QuerySet[Any]:
+    if account_id:
+        qs = qs.filter(account__account_id=account_id)
+    if symbol:
+        qs = qs.filter(market__symbol=symbol_normalize(symbol))
+    if side:
+        qs = qs.filter(side=side)
+    if status:
+        qs = qs.filter(status=status)
+    if since:
+        qs = qs.filter(created_at__gte=since)
+    if until:
+        qs = qs.filter(created_at__lt=until)
+    return qs.order_by("-id")
+
+
+def order_get(*, order_id: Any, user: Any, key: ApiKey | None) -> Order:
+    try:
+        parsed = uuid.UUID(str(order_id))
+    except ValueError:
+        raise errors.NotFound("Order not found.", details={"order_id": str(order_id)[:64]}) from None
+    order = (
+        _visible(Order.objects.select_related("account", "market", "market__base_asset", "market__quote_asset"),
+                 user=user, key=key)
+        .prefetch_related("fills")
+        .filter(order_id=parsed)
+        .first()
+    )
+    if order is None:
+        raise errors.NotFound("Order not found.", details={"order_id": str(order_id)})
+    return order
