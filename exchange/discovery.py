@@ -256,4 +256,3 @@ def _forget_malformed(key: str) -> None:
     if key in _malformed_keys:
         with _malformed_lock:
             _malformed_keys.discard(key)
-

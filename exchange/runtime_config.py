@@ -87,8 +87,7 @@ register_key(
     "risk.rejection_rate_high_per_min",
     "number",
     lambda: settings.RISK_REJECTION_RATE_HIGH_PER_MIN,
-    "order rejections per minute above which risk raises an alert (env RISK_REJECTION_RATE_HIGH_PER_MIN, "
-    "default 60)",
+    "order rejections per minute above which risk raises an alert (env RISK_REJECTION_RATE_HIGH_PER_MIN, default 60)",
 )
 
 
@@ -245,7 +244,8 @@ class ConfigClient:
             return cached.value
         if not self.base_url:
             return spec.default()
-        return self._refresh(spec, had_value=cached is not None)
+        # After the first attempt there is always something to answer with (last good value or default).
+        return self._refresh(spec, had_value=cached is not None or key in self._state)
 
     def invalidate(self, key: str | None = None) -> None:
         """Forget cached values (all, or one key) so the next lookup asks the service."""
@@ -259,8 +259,8 @@ class ConfigClient:
 
     def _refresh(self, spec: ConfigKey, *, had_value: bool) -> Any:
         lock = self._lock_for(spec.name)
-        # Someone else is already asking: use what we had rather than wait for their answer (an order must not
-        # queue behind a slow config service). With nothing to fall back on yet, wait for that answer.
+        # Someone else is already asking: answer with the last good value or the default rather than wait (an order
+        # must not queue behind a slow config service). Only the very first lookup of a key waits for the answer.
         if not lock.acquire(blocking=not had_value):
             return self._fallback_value(spec)
         try:

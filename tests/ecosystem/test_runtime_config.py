@@ -3,6 +3,7 @@ outages, type conversion, caching and the circuit breaker."""
 
 from __future__ import annotations
 
+import threading
 import time
 from decimal import Decimal
 from typing import Any
@@ -19,7 +20,7 @@ from exchange.runtime_config import (
     convert,
     get_config,
 )
-from tests.ecosystem.conftest import ConfigServer, Reply, log_events
+from tests.ecosystem.conftest import ConfigServer, Reply, log_events, wait_until
 
 FEE = "trading.default_taker_fee_bps"
 SPREAD = "trading.default_spread_bps"
@@ -224,6 +225,27 @@ def test_a_cached_lookup_is_cheap_enough_for_every_order(settings, config_server
 
     assert config_server.requests_for(FEE) == 1
     assert elapsed < 1.0, f"100k cached lookups took {elapsed:.2f}s"
+
+
+def test_while_one_caller_refreshes_others_answer_at_once_with_the_previous_value(config_server):
+    config_server.set_json(FEE, {"value": 11})
+    client = client_for(config_server, cache_ttl=0.05, timeout=2.0)
+    assert client.get(FEE) == Decimal(11)
+    time.sleep(0.06)
+    config_server.set_json(FEE, {"value": 12}, delay=0.5)
+
+    refresher = threading.Thread(target=client.get, args=(FEE,))
+    refresher.start()
+    wait_until(lambda: config_server.requests_for(FEE) == 2, timeout=2)
+    started = time.monotonic()
+    value = client.get(FEE)
+    waited = time.monotonic() - started
+    refresher.join()
+
+    assert value == Decimal(11)
+    assert waited < 0.1
+    assert client.get(FEE) == Decimal(12)
+    assert config_server.requests_for(FEE) == 2
 
 
 # --- Failures and fallbacks ------------------------------------------------------------------------------------
