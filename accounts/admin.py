@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -22,6 +23,18 @@ from ledger.reference_data import ASSETS
 
 # Our keys live in accounts.ApiKey (with user and scopes); the library's own model is unused.
 admin.site.unregister(APIKey)
+
+
+class HistoryAdmin(SimpleHistoryAdmin):
+    """History to read, never to revert: SIMPLE_HISTORY_REVERT_DISABLED only hides the Revert button, and a POST
+    to a history page would still save the old version (reviving a revoked API key, or undoing a change)."""
+
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if request.method == "POST" and self.revert_disabled(request):
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
 
 class BalanceInline(admin.TabularInline):
@@ -42,7 +55,7 @@ class FundingForm(forms.Form):
 
 
 @admin.register(Account)
-class AccountAdmin(SimpleHistoryAdmin):
+class AccountAdmin(HistoryAdmin):
     list_display = ("account_id", "label", "owner", "status", "holdings", "created_at")
     list_filter = ("status", "account_type", "created_at")
     search_fields = ("account_id", "label", "owner__username")
@@ -115,7 +128,7 @@ class AccountAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(APIKeyModelAdmin, SimpleHistoryAdmin):
+class ApiKeyAdmin(APIKeyModelAdmin, HistoryAdmin):
     """Creating a key shows it once (the library's save_model); only its hash is stored."""
 
     list_display = ("prefix", "name", "user", "scopes", "created", "last_used_at", "revoked")

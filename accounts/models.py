@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from rest_framework_api_key.models import AbstractAPIKey
+from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 from simple_history.models import HistoricalRecords
 
 from ledger.models import money_field
@@ -78,8 +79,19 @@ SCOPE_GRANTS: dict[str, frozenset[str]] = {
 }
 
 
+class ApiKeyManager(APIKeyManager):
+    def assign_key(self, obj: AbstractAPIKey) -> str:
+        plain = super().assign_key(obj)
+        # The library's primary key is "<prefix>.<hashed key>", which would copy the hash into every history row,
+        # admin URL and access-log line. The prefix is unique on its own, so it alone is the id.
+        obj.id = obj.prefix
+        return plain
+
+
 class ApiKey(AbstractAPIKey):
     """An API key of a user. Only a SHA-512 hash of the key is stored; the key is shown once, at creation."""
+
+    objects: ClassVar[ApiKeyManager] = ApiKeyManager()
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
     scopes = models.JSONField(default=list, help_text='Any of "read", "trade", "operator".')

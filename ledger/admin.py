@@ -50,7 +50,8 @@ class PostingAdmin(ReadOnlyAdmin):
     list_display = ("id", "entry", "ledger_account", "asset", "account", "amount", "created_at")
     list_filter = ("asset", "ledger_account__kind")
     search_fields = ("entry__entry_id", "account__account_id")
-    list_select_related = ("entry", "ledger_account", "account")
+    # Every column that shows a related row is joined here: one query for the page, however many rows.
+    list_select_related = ("entry", "ledger_account", "asset", "account")
 
 
 @admin.register(LedgerAccount)
@@ -58,7 +59,7 @@ class LedgerAccountAdmin(ReadOnlyAdmin):
     list_display = ("id", "kind", "asset", "shard", "account", "balance")
     list_filter = ("kind", "asset")
     search_fields = ("account__account_id",)
-    list_select_related = ("account",)
+    list_select_related = ("account", "asset")
 
 
 @admin.register(Asset)

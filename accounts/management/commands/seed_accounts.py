@@ -36,6 +36,8 @@ class Command(BaseCommand):
         lines = [f"{k['username']}\t{k['scopes']}\t{k['key']}" for k in keys]
         if options["keys_file"] and lines:
             fd = os.open(options["keys_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # The mode above applies only to a new file; an existing one keeps its own, so tighten it before writing.
+            os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write("\n".join(lines) + "\n")
             self.stdout.write(f"{len(lines)} new API key(s) written to {options['keys_file']} (mode 0600)")
