@@ -165,9 +165,15 @@ class _StatusApi(_AccountApi):
     permission_classes = [OperatorScope]
     service: Any = None
 
-    @extend_schema(request=StatusChangeIn, responses={200: AccountOut, **ERRORS,
-                                                      409: OpenApiResponse(description="invalid_state_transition, account_not_empty")},
-                   tags=["operator"])
+    @extend_schema(
+        request=StatusChangeIn,
+        responses={
+            200: AccountOut,
+            **ERRORS,
+            409: OpenApiResponse(description="invalid_state_transition, account_not_empty"),
+        },
+        tags=["operator"],
+    )
     def post(self, request: Request, account_id: str) -> Response:
         account = self.get_account(request, account_id)
         data = raise_validation(StatusChangeIn(data=request.data))

@@ -56,12 +56,12 @@ class Balance(models.Model):
         ]
         ordering = ["asset_id"]
 
+    def __str__(self) -> str:
+        return f"{self.asset_id}: {self.available} available, {self.locked} locked"
+
     @property
     def total(self) -> Decimal:
         return self.available + self.locked
-
-    def __str__(self) -> str:
-        return f"{self.asset_id}: {self.available} available, {self.locked} locked"
 
 
 class Scope(models.TextChoices):

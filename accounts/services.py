@@ -11,7 +11,6 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from accounts.models import Account, AccountStatus, ApiKey, Balance, Scope
 from exchange import errors
@@ -111,7 +110,9 @@ def amount_parse(*, amount: Any, asset_code: str, allow_negative: bool = False) 
     return value, asset.code
 
 
-def _replay(idempotency_key: str | None, *, kind: str, account: Account, asset: str, amount: Decimal) -> JournalEntry | None:
+def _replay(
+    idempotency_key: str | None, *, kind: str, account: Account, asset: str, amount: Decimal
+) -> JournalEntry | None:
     """Return the entry a previous call with the same key made, or None; a key reused for something else is a
     conflict."""
     if not idempotency_key:

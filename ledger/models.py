@@ -88,7 +88,9 @@ class LedgerAccount(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["kind", "asset", "account"], condition=Q(account__isnull=False), name="ledger_account_customer_uniq"
+                fields=["kind", "asset", "account"],
+                condition=Q(account__isnull=False),
+                name="ledger_account_customer_uniq",
             ),
             models.UniqueConstraint(
                 fields=["kind", "asset", "shard"], condition=Q(account__isnull=True), name="ledger_account_house_uniq"

@@ -47,7 +47,9 @@ class Market(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(reference_price__gt=0), name="market_price_positive"),
             models.CheckConstraint(condition=Q(quantity_step__gt=0), name="market_step_positive"),
-            models.CheckConstraint(condition=Q(min_notional__lte=models.F("max_notional")), name="market_notional_range"),
+            models.CheckConstraint(
+                condition=Q(min_notional__lte=models.F("max_notional")), name="market_notional_range"
+            ),
             models.CheckConstraint(condition=Q(spread_bps__isnull=True) | Q(spread_bps__gte=0, spread_bps__lt=10000),
                                    name="market_spread_range"),
             models.CheckConstraint(condition=Q(taker_fee_bps__isnull=True) | Q(taker_fee_bps__gte=0,
@@ -93,7 +95,8 @@ class Order(models.Model):
     quantity = money_field(null=True, blank=True)
     quote_quantity = money_field(null=True, blank=True)
     price = money_field(null=True, blank=True, help_text="Limit price; empty for market orders.")
-    client_order_id = models.CharField(max_length=64, null=True, blank=True)
+    # NULL, not "", when absent: the per-account uniqueness applies only to ids the client chose.
+    client_order_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     # Fingerprint of the request's parameters: a retry with the same client_order_id must match it.
     request_hash = models.CharField(max_length=64, blank=True, default="")
     filled_quantity = money_field(default=Decimal(0))
@@ -117,7 +120,9 @@ class Order(models.Model):
                                     name="order_client_order_id_per_account"),
             models.CheckConstraint(condition=Q(quantity__isnull=False) | Q(quote_quantity__isnull=False),
                                    name="order_has_size"),
-            models.CheckConstraint(condition=Q(filled_quantity__gte=0) & Q(fee__gte=0), name="order_fills_non_negative"),
+            models.CheckConstraint(
+                condition=Q(filled_quantity__gte=0) & Q(fee__gte=0), name="order_fills_non_negative"
+            ),
             models.CheckConstraint(condition=~Q(status="rejected") | ~Q(reject_reason=""),
                                    name="order_rejection_has_reason"),
         ]

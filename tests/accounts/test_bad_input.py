@@ -68,7 +68,9 @@ def test_malformed_body_is_refused(operator_client, alice_account, raw, content_
 
 def test_a_json_number_amount_is_read_exactly(operator_client, alice_account):
     """0.1 as a JSON number is 0.1 (Decimal), not 0.1000000000000000055511151231257827 (float)."""
-    response = operator_client.post(_url(alice_account), '{"asset": "USD", "amount": 0.1}', content_type="application/json")
+    response = operator_client.post(
+        _url(alice_account), '{"asset": "USD", "amount": 0.1}', content_type="application/json"
+    )
     assert response.status_code == 201, response.content
     usd = next(b for b in response.json()["balances"] if b["asset"] == "USD")
     assert usd["available"] == "10000.10"

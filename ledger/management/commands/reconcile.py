@@ -29,8 +29,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {asset}: {parts}")
             for problem in report.discrepancies:
                 self.stdout.write("DISCREPANCY " + " ".join(f"{k}={v}" for k, v in problem.items()))
-            self.stdout.write(
-                "reconciliation OK" if report.ok else f"reconciliation FAILED: {len(report.discrepancies)} discrepancies"
-            )
+            failed = f"reconciliation FAILED: {len(report.discrepancies)} discrepancies"
+            self.stdout.write("reconciliation OK" if report.ok else failed)
         if not report.ok:
             sys.exit(1)
