@@ -61,6 +61,12 @@ class AccountAdmin(HistoryAdmin):
     search_fields = ("account_id", "label", "owner__username")
     list_select_related = ("owner",)
     readonly_fields = ("account_id", "account_type", "status", "created_at", "updated_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # The owner is chosen when the account is opened; moving an account (and its money) to another user is
+        # not an edit.
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return (*fields, "owner") if obj is not None else fields
     fields = ("account_id", "owner", "label", "account_type", "status", "created_at", "updated_at")
     inlines = [BalanceInline]
     actions = ["deposit", "suspend", "reactivate"]

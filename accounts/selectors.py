@@ -12,6 +12,8 @@ from django.db.models import QuerySet
 
 from accounts.models import Account, ApiKey, Balance, Scope
 from exchange import errors
+from exchange.api import format_amount
+from ledger.selectors import asset_map
 from ledger.models import Posting
 
 
@@ -94,7 +96,7 @@ def account_audit(*, account: Account) -> list[dict[str, Any]]:
                 "kind": entry.kind,
                 "asset": posting.asset_id,
                 "bucket": posting.ledger_account.kind.removeprefix("customer_"),
-                "amount": str(posting.amount),
+                "amount": format_amount(posting.amount, asset_map()[posting.asset_id].decimals),
                 "memo": entry.memo,
             }
         )
