@@ -13,8 +13,8 @@ from django.db.models import QuerySet
 from accounts.models import Account, ApiKey, Balance, Scope
 from exchange import errors
 from exchange.api import format_amount
-from ledger.selectors import asset_map
 from ledger.models import Posting
+from ledger.selectors import asset_map
 
 
 def actor_is_operator(*, key: ApiKey | None) -> bool:
