@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from accounts.models import Account, AccountStatus, ApiKey, Balance, Scope
@@ -22,7 +22,7 @@ MAX_AMOUNT = Decimal("1e15")
 
 
 @transaction.atomic
-def account_create(*, owner: AbstractBaseUser, label: str = "", actor: Any = None) -> Account:
+def account_create(*, owner: User, label: str = "", actor: Any = None) -> Account:
     """Open a spot account with a zero balance row and the two ledger accounts (available, locked) per asset."""
     account = Account(owner=owner, label=label.strip())
     account._history_user = actor or owner  # type: ignore[attr-defined]
@@ -211,7 +211,7 @@ def house_fund(*, asset: str, amount: Any, actor: Any = None, reason: str = "hou
                         metadata={"asset": code, "amount": str(value)})
 
 
-def api_key_create(*, user: AbstractBaseUser, name: str, scopes: list[str], actor: Any = None) -> tuple[ApiKey, str]:
+def api_key_create(*, user: User, name: str, scopes: list[str], actor: Any = None) -> tuple[ApiKey, str]:
     """Create a key; returns (key row, the plain key). The plain key is never stored and cannot be shown again."""
     unknown = sorted(set(scopes) - set(Scope.values))
     if unknown or not scopes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +19,7 @@ from exchange import errors
 class DecimalJSONParser(JSONParser):
     """JSON numbers become Decimal, never float, so "amount": 0.1 means exactly 0.1."""
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         encoding = (parser_context or {}).get("encoding", "utf-8")
         try:
             text = stream.read().decode(encoding)
@@ -59,7 +60,7 @@ def paginate(view: Any, queryset: Any, serializer_class: type[serializers.BaseSe
              **context: Any) -> Response:
     paginator = WrappedCursorPagination()
     paginator.results_key = key
-    page = paginator.paginate_queryset(queryset, view.request, view=view)
+    page: list[Any] | None = paginator.paginate_queryset(queryset, view.request, view=view)
     data = serializer_class(page, many=True, context={"request": view.request, **context}).data
     return paginator.get_paginated_response(data)
 
@@ -81,7 +82,7 @@ class AmountField(serializers.Field):
             self.fail("invalid")
         return value
 
-    def to_representation(self, value: Any) -> str:
+    def to_representation(self, value: Any) -> str | None:
         return format_amount(value)
 
 

@@ -171,13 +171,13 @@ def _house_legs(*, market: Market, fill: Fill) -> list[Leg]:
     shards = [b for (asset, _), b in house.items() if asset == give_asset]
     able = [b for b in shards if b.balance >= give]
     legs: list[Leg] = []
+    primary: LedgerAccount | None = None
     if able:
         primary = random.choice(able)
         legs.append(Leg(primary, -give))
     else:
         # No single shard holds enough: take from the fullest shards until covered.
         remaining = give
-        primary = None
         for shard in sorted(shards, key=lambda b: b.balance, reverse=True):
             if remaining <= 0 or shard.balance <= 0:
                 break
@@ -188,6 +188,7 @@ def _house_legs(*, market: Market, fill: Fill) -> list[Leg]:
         if remaining > 0 or primary is None:
             raise _Rejection("insufficient_liquidity",
                              f"The exchange cannot supply {give.normalize():f} {give_asset} now.")
+    assert primary is not None
     legs.append(Leg(house[(take_asset, primary.shard)], take))
     if fill.fee:
         legs.append(Leg(fees[primary.shard], fill.fee))
