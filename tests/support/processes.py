@@ -37,6 +37,8 @@ class ServiceProcess:
             "HTTP_PORT": str(self.http_port),
             "GRPC_PORT": str(self.grpc_port),
             "READINESS_POLL_INTERVAL": "0.5s",
+            # Demo keys of the service's own throw-away database stay with its logs, not in the work tree.
+            "DEMO_API_KEYS_FILE": str(log_dir / f"api-keys-{self.http_port}.txt"),
             "LOG_FORMAT": "json",
             "PYTHONUNBUFFERED": "1",
             **(env or {}),

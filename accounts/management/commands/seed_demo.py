@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -14,7 +15,8 @@ class Command(BaseCommand):
     help = "Seed the demo data set if no account exists yet."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--keys-file", default="api-keys.txt", help="where new demo API keys are written (0600)")
+        parser.add_argument("--keys-file", default=settings.DEMO_API_KEYS_FILE,
+                            help="where new demo API keys are written (mode 0600)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if Account.objects.exists():
