@@ -79,7 +79,8 @@ class AdjustmentIn(FundingIn):
 
 
 class StatusChangeIn(serializers.Serializer):
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    # Kept as the history's change reason, a varchar(100): longer would fail on PostgreSQL with a 500.
+    reason = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
 class TransactionOut(serializers.Serializer):

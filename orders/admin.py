@@ -5,17 +5,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
+from exchange import errors
 from ledger.admin import ReadOnlyAdmin
 from orders import services
 from orders.models import Market, MarketStatus, Order, Trade
 
 
+class MarketForm(forms.ModelForm):
+    def clean_reference_price(self) -> Any:
+        # The service's own rules (positive, the quote asset's decimals), shown as a field error instead of
+        # failing in save_model.
+        price = self.cleaned_data["reference_price"]
+        try:
+            return services.market_price_parse(market=self.instance, price=price)
+        except errors.InvalidAmount as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
 @admin.register(Market)
 class MarketAdmin(SimpleHistoryAdmin):
+    form = MarketForm
     list_display = ("symbol", "status", "reference_price", "spread_bps", "taker_fee_bps", "min_notional",
                     "max_notional", "price_updated_at")
     list_filter = ("status", "quote_asset")
@@ -85,5 +99,6 @@ class TradeAdmin(ReadOnlyAdmin):
                     "fee_asset", "created_at")
     list_filter = ("market", "side", "created_at")
     search_fields = ("trade_id", "order__order_id", "account__account_id")
-    list_select_related = ("order", "account", "market")
+    # fee_asset is a column too: without it every row costs a query.
+    list_select_related = ("order", "account", "market", "fee_asset")
     date_hierarchy = "created_at"

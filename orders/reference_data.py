@@ -33,3 +33,27 @@ def ensure_reference_data(apps: Any = None) -> None:
             continue
         fields = {k: v for k, v in spec.items() if k not in {"base", "quote"}}
         Market.objects.create(base_asset_id=spec["base"], quote_asset_id=spec["quote"], **fields)
+    ensure_initial_history(apps)
+
+
+def ensure_initial_history(apps: Any = None) -> None:
+    """Give every market without history its first version (its state as created, by no user), so the price
+    behind a fill made before any change is traceable too. A migration's models send no django-simple-history
+    signals, so the markets the data migration creates would otherwise start with no history at all."""
+    if apps is None:
+        from django.apps import apps as global_apps
+
+        apps = global_apps
+    Market = apps.get_model("orders", "Market")
+    HistoricalMarket = apps.get_model("orders", "HistoricalMarket")
+    fields = [f.attname for f in Market._meta.concrete_fields]
+    HistoricalMarket.objects.bulk_create(
+        HistoricalMarket(
+            **{name: getattr(market, name) for name in fields},
+            # A market without history was never changed through the model: it is as it was created.
+            history_date=market.price_updated_at,
+            history_type="+",
+            history_change_reason="initial reference data",
+        )
+        for market in Market.objects.exclude(pk__in=HistoricalMarket.objects.values("id"))
+    )

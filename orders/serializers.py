@@ -74,11 +74,11 @@ class MarketOut(serializers.Serializer):
 
 class MarketPriceIn(serializers.Serializer):
     price = AmountField()
-    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
 class MarketStatusIn(serializers.Serializer):
-    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
 class TradeOut(serializers.Serializer):

@@ -42,6 +42,8 @@ from orders.pricing import Fill, price_fill, quantity_for_quote, quote_prices
 logger = structlog.get_logger("exchange.orders")
 
 MAX_ATTEMPTS = 3
+# A market change's reason is kept as django-simple-history's history_change_reason, a varchar(100).
+REASON_MAX_LENGTH = 100
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 
 
@@ -263,7 +265,11 @@ def _place(request: OrderRequest, *, actor: Any) -> Order:
         fee_bps=fee_bps, journal_entry=entry,
     )
     trade.save()
-    order._prefetched_objects_cache = {"fills": [trade]}  # type: ignore[attr-defined]
+    # Hand the fill to the caller as if prefetched (saves the serializer a query). A queryset, as Django's own
+    # prefetch stores it, so order.fills.get() / .filter() / .exists() keep working on the returned order.
+    fills = order.fills.all()
+    fills._result_cache, fills._prefetch_done = [trade], True  # type: ignore[attr-defined]
+    order._prefetched_objects_cache = {"fills": fills}  # type: ignore[attr-defined]
     return order
 
 
@@ -322,9 +328,17 @@ def order_cancel(*, order: Order, actor: Any) -> Order:
     return order
 
 
-@transaction.atomic
-def market_set_price(*, market: Market, price: Any, actor: Any, reason: str = "") -> Market:
-    """Set a market's reference price (kept in the market's history, so every fill's price is traceable)."""
+def _reason_check(reason: str) -> None:
+    if len(reason) > REASON_MAX_LENGTH:
+        raise errors.ValidationFailed(
+            f"The reason is longer than {REASON_MAX_LENGTH} characters.",
+            details={"fields": {"reason": [f"At most {REASON_MAX_LENGTH} characters."]}},
+        )
+
+
+def market_price_parse(*, market: Market, price: Any) -> Decimal:
+    """A valid reference price for the market: positive, finite, at most the quote asset's decimals.
+    Raises InvalidAmount. (The admin's form calls it too, to show a bad price as a field error.)"""
     try:
         value = Decimal(str(price))
     except Exception:
@@ -332,6 +346,14 @@ def market_set_price(*, market: Market, price: Any, actor: Any, reason: str = ""
     if not value.is_finite() or value <= 0 or value > Decimal("1e12"):
         raise errors.InvalidAmount("The price must be a positive number.", details={"price": str(price)[:40]})
     amount_check_precision(amount=value, asset=asset_map()[market.quote_asset_id])
+    return value
+
+
+@transaction.atomic
+def market_set_price(*, market: Market, price: Any, actor: Any, reason: str = "") -> Market:
+    """Set a market's reference price (kept in the market's history, so every fill's price is traceable)."""
+    _reason_check(reason)
+    value = market_price_parse(market=market, price=price)
     locked = Market.objects.select_for_update().get(pk=market.pk)
     locked.reference_price = value
     locked.price_updated_at = timezone.now()
@@ -344,6 +366,7 @@ def market_set_price(*, market: Market, price: Any, actor: Any, reason: str = ""
 @transaction.atomic
 def market_set_status(*, market: Market, status: str, actor: Any, reason: str = "") -> Market:
     """Halt or resume trading on a market."""
+    _reason_check(reason)
     if status not in MarketStatus.values:
         raise errors.ValidationFailed(details={"fields": {"status": [f"Must be one of {MarketStatus.values}."]}})
     locked = Market.objects.select_for_update().get(pk=market.pk)
