@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from exchange import errors
@@ -124,7 +124,6 @@ def _lock_book_balances(legs: Sequence[Leg]) -> list[LedgerAccount]:
     return rows
 
 
-@transaction.atomic
 def journal_post(
     *,
     kind: str,
@@ -140,7 +139,14 @@ def journal_post(
 
     Raises InsufficientBalance / InsufficientLiquidity (nothing is written) when a customer or house balance
     would go negative.
+
+    Runs in the caller's transaction when there is one (no savepoint: every refusal is raised before the first
+    write, so there is nothing to undo), else in a transaction of its own.
     """
+    if not connection.in_atomic_block:
+        with transaction.atomic():
+            return journal_post(kind=kind, legs=legs, actor=actor, memo=memo, reference_type=reference_type,
+                                reference_id=reference_id, idempotency_key=idempotency_key, metadata=metadata)
     _validate(legs)
     now = timezone.now()
     # Lock and check everything first, write afterwards: a refusal leaves the transaction untouched, so the
