@@ -13,6 +13,8 @@ api_v1 = [
     path("ready", ReadyApi.as_view(), name="ready"),
     path("", include("accounts.urls")),
     path("", include("orders.urls")),
+    path("", include("orders.urls_monitoring")),
+    path("", include("ledger.urls")),
 ]
 
 urlpatterns = [

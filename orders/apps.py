@@ -5,3 +5,7 @@ from django.apps import AppConfig
 
 class OrdersConfig(AppConfig):
     name = "orders"
+
+    def ready(self) -> None:
+        # Registers the settlement checks with ledger.reconciliation (manage.py reconcile, /api/v1/reconciliation).
+        from orders import settlement  # noqa: F401

@@ -1,0 +1,108 @@
+"""REST endpoints for positions (computed in orders/positions.py; see its docstring for the method)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import ReadScope
+from exchange.api import format_amount, raise_validation
+from ledger.selectors import asset_map
+from orders.positions import USD, Position, position_get, position_list
+
+ERRORS = {
+    400: OpenApiResponse(description="validation_error (account_id is not a UUID)"),
+    401: OpenApiResponse(description="not_authenticated"),
+    403: OpenApiResponse(description="permission_denied (scope missing)"),
+    404: OpenApiResponse(description="not_found (unknown or another user's account or position)"),
+}
+EXAMPLE = {
+    "position_id": "0b6f7c1e-4a59-4a8e-9d0e-5c1f1e2d3a4b:BTC",
+    "account_id": "0b6f7c1e-4a59-4a8e-9d0e-5c1f1e2d3a4b",
+    "asset": "BTC",
+    "side": "long",
+    "quantity": "0.05000000",
+    "entry_price": "65032.50",
+    "current_price": "66000.00",
+    "unrealized_pnl": "48.38",
+    "realized_pnl": "-13.02",
+    "quote_asset": "USD",
+}
+
+
+def _usd(value: object) -> str | None:
+    return format_amount(value, 2) if value is not None else None  # type: ignore[arg-type]
+
+
+class PositionOut(serializers.Serializer):
+    position_id = serializers.CharField(help_text='"<account_id>:<asset>", stable.')
+    account_id = serializers.UUIDField()
+    asset = serializers.CharField()
+    side = serializers.CharField(help_text='"long" while held; "flat" when nothing is held but PnL was realized.')
+    quantity = serializers.SerializerMethodField(help_text="Total balance of the asset (available + locked).")
+    entry_price = serializers.SerializerMethodField(help_text="Average cost per unit in USD (weighted average).")
+    current_price = serializers.SerializerMethodField(help_text="Reference price of the asset's USD market.")
+    unrealized_pnl = serializers.SerializerMethodField(help_text="(current_price - entry_price) x quantity, USD.")
+    realized_pnl = serializers.SerializerMethodField(
+        help_text="Proceeds - cost basis of what was sold - fees paid, USD."
+    )
+    quote_asset = serializers.SerializerMethodField(help_text='Prices and PnL are in "USD".')
+
+    def get_quantity(self, obj: Position) -> str | None:
+        return format_amount(obj.quantity, asset_map()[obj.asset].decimals)
+
+    def get_entry_price(self, obj: Position) -> str | None:
+        return _usd(obj.entry_price)
+
+    def get_current_price(self, obj: Position) -> str | None:
+        return _usd(obj.current_price)
+
+    def get_unrealized_pnl(self, obj: Position) -> str | None:
+        return _usd(obj.unrealized_pnl)
+
+    def get_realized_pnl(self, obj: Position) -> str | None:
+        return _usd(obj.realized_pnl)
+
+    def get_quote_asset(self, obj: Position) -> str:
+        return USD
+
+
+class PositionFilterIn(serializers.Serializer):
+    account_id = serializers.UUIDField(required=False, help_text="One account; default: every account visible.")
+
+
+class PositionListOut(serializers.Serializer):
+    positions = PositionOut(many=True)
+
+
+class PositionListApi(APIView):
+    permission_classes = [ReadScope]
+
+    @extend_schema(
+        operation_id="v1_positions_list",
+        parameters=[PositionFilterIn],
+        responses={200: PositionListOut, **ERRORS},
+        examples=[OpenApiExample("A long BTC position", value={"positions": [EXAMPLE]}, response_only=True)],
+        tags=["positions"],
+        summary="Positions in BTC and ETH of one account or of every account the key sees (operators: all)",
+    )
+    def get(self, request: Request) -> Response:
+        filters = raise_validation(PositionFilterIn(data=request.query_params))
+        positions = position_list(user=request.user, key=request.auth, account_id=filters.get("account_id"))
+        return Response({"positions": PositionOut(positions, many=True).data})
+
+
+class PositionDetailApi(APIView):
+    permission_classes = [ReadScope]
+
+    @extend_schema(
+        responses={200: PositionOut, **ERRORS},
+        examples=[OpenApiExample("A long BTC position", value=EXAMPLE, response_only=True)],
+        tags=["positions"],
+        summary='One position by its id "<account_id>:<asset>"',
+    )
+    def get(self, request: Request, position_id: str) -> Response:
+        return Response(PositionOut(position_get(position_id=position_id, user=request.user, key=request.auth)).data)

@@ -1,0 +1,307 @@
+"""Positions: what each account holds of each non-cash asset, what it cost, and what it has made.
+
+A position is one (account, asset) for an asset that is not cash: BTC and ETH. USD and USDT are cash (USDT is
+valued 1:1 with USD, as in ``orders.selectors.usd_prices``) and have no position. Everything is in USD.
+
+* ``quantity``: the account's total balance of the asset (available + locked), as the ledger says.
+* ``entry_price``: the average cost of one unit held, by the weighted average cost method: an acquisition adds
+  its USD cost to the cost basis; a disposal removes the sold share of the cost basis (``cost x sold / held``),
+  so it leaves the average unchanged. Fees are not part of the cost basis (the entry price is the average fill
+  price); they are charged to realized PnL when paid.
+* ``realized_pnl``: for every disposal, proceeds minus the cost basis of the units disposed, minus every fee
+  paid on the asset's trades (buy fees included, when paid).
+* ``current_price``: the reference price of the asset's USD market now; ``unrealized_pnl`` is
+  ``(current_price - entry_price) x quantity``.
+* ``side``: ``long`` while the account holds the asset, ``flat`` once it holds none but has realized PnL (a spot
+  exchange has no shorts). A position that never realized anything and holds nothing is not listed.
+
+What counts as an acquisition or a disposal, and at which USD value:
+
+* A trade with the asset as base: a buy acquires ``quantity`` at ``quote_amount`` (the fill's cost), a sell
+  disposes of ``quantity`` for ``quote_amount``; the fee is charged to realized PnL.
+* A trade with the asset as quote (BTC in ETH-BTC): buying ETH disposes of ``quote_amount + fee`` BTC, selling
+  ETH acquires ``quote_amount - fee`` BTC, both at BTC's USD value at that moment. (The fee itself is charged to
+  the ETH position, at the same value.)
+* Quote amounts in USDT count 1:1 as USD; in BTC they are valued at the BTC-USD reference price in force when the
+  fill happened, read from the market's history (``Market.history``).
+* Deposits (and positive adjustments) enter at the asset's USD reference price in force at the time, like a buy
+  without a fee; withdrawals (and negative adjustments) take units out at the average cost. Neither realizes
+  any PnL.
+
+Positions are computed from the ledger and trades on every read, in a fixed number of queries however many
+accounts are asked for. Values are exact ``Decimal`` until they are formatted for the response.
+"""
+
+from __future__ import annotations
+
+import bisect
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from accounts.models import Account, ApiKey, Balance
+from accounts.selectors import account_get, account_list, actor_is_operator
+from exchange import errors
+from ledger.models import Posting
+from ledger.selectors import asset_map
+from orders.models import Market, Side, Trade
+from orders.selectors import usd_prices
+
+ZERO = Decimal(0)
+USD = "USD"
+CASH_ASSETS = frozenset({"USD", "USDT"})
+
+
+def position_assets() -> list[str]:
+    """The assets positions are kept for: every listed asset that is not cash."""
+    return sorted(set(asset_map()) - CASH_ASSETS)
+
+
+@dataclass
+class Position:
+    account_id: uuid.UUID
+    asset: str
+    quantity: Decimal = ZERO
+    cost_basis: Decimal = ZERO  # USD cost of the units held
+    realized_pnl: Decimal = ZERO
+    current_price: Decimal | None = None
+    # Units according to the walk over fills and transfers; equals ``quantity`` whenever the books reconcile.
+    units: Decimal = ZERO
+
+    @property
+    def position_id(self) -> str:
+        return f"{self.account_id}:{self.asset}"
+
+    @property
+    def side(self) -> str:
+        return "long" if self.quantity > 0 else "flat"
+
+    @property
+    def entry_price(self) -> Decimal | None:
+        return self.cost_basis / self.units if self.units > 0 else None
+
+    @property
+    def unrealized_pnl(self) -> Decimal:
+        entry = self.entry_price
+        if self.quantity == 0 or entry is None or self.current_price is None:
+            return ZERO
+        return (self.current_price - entry) * self.quantity
+
+    # --- the weighted-average-cost book --------------------------------------------------------------------
+    def acquire(self, units: Decimal, cost: Decimal) -> None:
+        self.units += units
+        self.cost_basis += cost
+
+    def dispose(self, units: Decimal, proceeds: Decimal | None) -> None:
+        """Take ``units`` out; with ``proceeds`` (a sale) the gain or loss is realized, without (a withdrawal)
+        the units leave at their average cost."""
+        share = self.cost_basis * units / self.units if self.units > 0 else ZERO
+        share = min(share, self.cost_basis)
+        self.units -= units
+        self.cost_basis = self.cost_basis - share if self.units > 0 else ZERO
+        if proceeds is not None:
+            self.realized_pnl += proceeds - share
+
+    def charge(self, fee_usd: Decimal) -> None:
+        self.realized_pnl -= fee_usd
+
+
+class UsdPriceHistory:
+    """USD value of one unit of an asset at a moment, from the reference-price history of its USD market.
+
+    Loads, per asset, the versions inside the period asked for and the last one before it (two queries), then
+    answers each lookup by bisection. Before the first known version the earliest one is used; an asset without
+    a USD market or history is valued at its current reference price.
+    """
+
+    def __init__(self, *, assets: Iterable[str], since: datetime, until: datetime) -> None:
+        self._dates: dict[str, list[datetime]] = {}
+        self._prices: dict[str, list[Decimal]] = {}
+        markets = dict(
+            Market.objects.filter(base_asset_id__in=list(assets), quote_asset_id=USD).values_list("base_asset_id", "pk")
+        )
+        history = Market.history.model.objects  # type: ignore[attr-defined]
+        for asset, market_pk in markets.items():
+            rows = list(
+                history.filter(id=market_pk, history_date__gte=since, history_date__lte=until)
+                .order_by("history_date", "history_id")
+                .values_list("history_date", "reference_price")
+            )
+            before = (
+                history.filter(id=market_pk, history_date__lt=since)
+                .order_by("-history_date", "-history_id")
+                .values_list("history_date", "reference_price")
+                .first()
+            )
+            if before is not None:
+                rows.insert(0, before)
+            self._dates[asset] = [row[0] for row in rows]
+            self._prices[asset] = [row[1] for row in rows]
+        self._current = usd_prices() or {}
+
+    def at(self, asset: str, moment: datetime) -> Decimal | None:
+        if asset in CASH_ASSETS:
+            return Decimal(1)
+        prices = self._prices.get(asset)
+        if not prices:
+            return self._current.get(asset)
+        index = bisect.bisect_right(self._dates[asset], moment) - 1
+        return prices[max(index, 0)]
+
+
+@dataclass(order=True)
+class _Event:
+    entry_pk: int
+    account_pk: int = field(compare=False)
+    created_at: datetime = field(compare=False)
+    # A fill: (base, quote, side, quantity, quote_amount, fee); a transfer: (asset, signed amount)
+    trade: tuple[str, str, str, Decimal, Decimal, Decimal] | None = field(compare=False, default=None)
+    transfer: tuple[str, Decimal] | None = field(compare=False, default=None)
+
+
+def _events(account_pks: list[int] | None, assets: list[str]) -> list[_Event]:
+    """Fills and non-trade ledger movements of the accounts (None: every account), in ledger order. One account's
+    entries are serialized by its balance row locks, so their ids are in the order they happened."""
+    trades = Trade.objects.all()
+    postings = Posting.objects.filter(asset_id__in=assets, account__isnull=False, entry__trade__isnull=True)
+    if account_pks is not None:
+        trades = trades.filter(account_id__in=account_pks)
+        postings = postings.filter(account_id__in=account_pks)
+    events = [
+        _Event(entry_pk, account_pk, created_at, trade=(base, quote, side, quantity, quote_amount, fee))
+        for entry_pk, account_pk, created_at, base, quote, side, quantity, quote_amount, fee in trades.values_list(
+            "journal_entry_id",
+            "account_id",
+            "created_at",
+            "market__base_asset_id",
+            "market__quote_asset_id",
+            "side",
+            "quantity",
+            "quote_amount",
+            "fee",
+        ).iterator(chunk_size=5000)
+    ]
+    # Available and locked lines of one entry are netted: moving funds between them changes no position.
+    net: dict[tuple[int, int, str], list[Any]] = {}
+    for entry_pk, account_pk, asset, amount, created_at in postings.values_list(
+        "entry_id", "account_id", "asset_id", "amount", "entry__created_at"
+    ).iterator(chunk_size=5000):
+        key = (entry_pk, account_pk, asset)
+        if key in net:
+            net[key][0] += amount
+        else:
+            net[key] = [amount, created_at]
+    events += [
+        _Event(entry_pk, account_pk, created_at, transfer=(asset, amount))
+        for (entry_pk, account_pk, asset), (amount, created_at) in net.items()
+        if amount != 0
+    ]
+    events.sort()
+    return events
+
+
+def positions_for(*, accounts: list[Account] | None, asset: str | None = None) -> list[Position]:
+    """Positions of the given accounts (None: every account), by account then asset."""
+    assets = position_assets() if asset is None else [asset]
+    account_pks = None if accounts is None else [a.pk for a in accounts]
+    if account_pks == []:
+        return []
+    events = _events(account_pks, assets)
+    balances = (
+        Balance.objects.filter(asset_id__in=assets)
+        .select_related("account")
+        .only("account__account_id", "asset_id", "available", "locked")
+    )
+    if account_pks is not None:
+        balances = balances.filter(account_id__in=account_pks)
+    uuids = {a.pk: a.account_id for a in accounts} if accounts is not None else {}
+    books: dict[tuple[int, str], Position] = {}
+
+    def book(account_pk: int, code: str) -> Position:
+        key = (account_pk, code)
+        if key not in books:
+            books[key] = Position(account_id=uuids.get(account_pk, uuid.UUID(int=0)), asset=code)
+        return books[key]
+
+    for balance in balances:
+        uuids[balance.account_id] = balance.account.account_id
+        book(balance.account_id, balance.asset_id).quantity = balance.total
+    if events:
+        needs_rates = {e.trade[1] for e in events if e.trade} | {e.transfer[0] for e in events if e.transfer}
+        history = UsdPriceHistory(
+            assets=needs_rates - CASH_ASSETS,
+            since=min(e.created_at for e in events),
+            until=max(e.created_at for e in events),
+        )
+        for event in events:
+            _apply(event, book, history, set(assets))
+    current = usd_prices() or {}
+    result = []
+    for (account_pk, code), position in books.items():
+        position.account_id = uuids.get(account_pk, position.account_id)
+        position.current_price = current.get(code)
+        if position.quantity != 0 or position.realized_pnl != 0:
+            result.append(position)
+    result.sort(key=lambda p: (str(p.account_id), p.asset))
+    return result
+
+
+def _apply(event: _Event, book: Any, history: UsdPriceHistory, assets: set[str]) -> None:
+    if event.transfer is not None:
+        code, amount = event.transfer
+        position = book(event.account_pk, code)
+        if amount > 0:
+            rate = history.at(code, event.created_at)
+            position.acquire(amount, amount * rate if rate is not None else ZERO)
+        else:
+            position.dispose(-amount, None)
+        return
+    assert event.trade is not None
+    base, quote, side, quantity, quote_amount, fee = event.trade
+    rate = history.at(quote, event.created_at)
+    if rate is None:  # a quote asset without any USD price: nothing to value the fill with
+        rate = ZERO
+    if base in assets:
+        position = book(event.account_pk, base)
+        if side == Side.BUY:
+            position.acquire(quantity, quote_amount * rate)
+        else:
+            position.dispose(quantity, quote_amount * rate)
+        position.charge(fee * rate)
+    if quote in assets:
+        position = book(event.account_pk, quote)
+        if side == Side.BUY:
+            position.dispose(quote_amount + fee, (quote_amount + fee) * rate)
+        else:
+            position.acquire(quote_amount - fee, (quote_amount - fee) * rate)
+
+
+# --- selectors used by the API ------------------------------------------------------------------------------
+def position_list(*, user: Any, key: ApiKey | None, account_id: Any = None) -> list[Position]:
+    """Positions of one visible account, or of every account the key may see (operators: all)."""
+    if account_id:
+        return positions_for(accounts=[account_get(account_id=account_id, user=user, key=key)])
+    if actor_is_operator(key=key):
+        return positions_for(accounts=None)
+    return positions_for(accounts=list(account_list(user=user, key=key)))
+
+
+def position_get(*, position_id: str, user: Any, key: ApiKey | None) -> Position:
+    """One position by its id ``<account_id>:<asset>``; 404 when the account is not visible or there is no such
+    position."""
+    account_part, _, asset = str(position_id).rpartition(":")
+    asset = asset.upper()
+    not_found = errors.NotFound("Position not found.", details={"position_id": str(position_id)[:80]})
+    if not account_part or asset not in position_assets():
+        raise not_found
+    try:
+        account = account_get(account_id=account_part, user=user, key=key)
+    except errors.NotFound:
+        raise not_found from None
+    found = positions_for(accounts=[account], asset=asset)
+    if not found:
+        raise not_found
+    return found[0]
