@@ -232,3 +232,10 @@ class ClientOrderIdConflict(IdempotencyConflict):
 
     code = "client_order_id_conflict"
     default_message = "This client_order_id was already used with different order parameters."
+
+
+class LiquidityContention(ServiceUnavailable):
+    """A house shard ran dry between choosing it and settling; the transaction was rolled back (retry)."""
+
+    code = "liquidity_contention"
+    default_message = "House liquidity changed while the order was settling; retry."

@@ -5,21 +5,24 @@ How a posting settles (all in the caller's database transaction):
    zero per asset (also enforced by a deferred trigger on PostgreSQL; this is the only guard on SQLite).
 2. Lock the balance caches the entry touches, always in the same order (customer balance rows by account and
    asset, then the exchange's ledger accounts by id), so two concurrent entries can never deadlock.
-3. Check that no customer balance and no house balance would go negative (the sufficient-balance check: the
-   rows are locked, so nothing can change them between the check and the update). Nothing has been written
-   yet when a check fails, so the caller's transaction stays clean.
-4. Update the caches; insert the entry and its postings.
+3. Check that no customer balance would go negative (the sufficient-balance check: the rows are locked, so
+   nothing can change them between the check and the update). Nothing has been written yet when it fails,
+   so the caller's transaction stays clean.
+4. Update the customer caches; insert the entry and its postings; let the caller write its records.
+5. Last, update the exchange's books in one statement that locks them in id order; the database's CHECK
+   constraint keeps house balances non-negative.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from exchange import errors
@@ -104,24 +107,48 @@ def _lock_customer_balances(legs: Sequence[Leg], now: Any) -> list[Any]:
     return changed
 
 
-def _lock_book_balances(legs: Sequence[Leg]) -> list[LedgerAccount]:
-    """Lock the exchange's ledger accounts the legs touch (by id), check that house and fee balances stay
-    non-negative, and return the rows with their new balances set (not yet written)."""
+def _settle_book_balances(legs: Sequence[Leg]) -> None:
+    """Apply the legs to the exchange's books (house liquidity, fee revenue, external) in one statement.
+
+    It runs last in the transaction on purpose: every fill touches a house row, and a row lock is held from
+    the moment it is taken until commit, so taking it last keeps the wait of concurrent fills on the same
+    shard to the commit itself. Rows are locked in id order (no deadlock). The database's CHECK constraint keeps
+    house and fee balances non-negative; when a concurrent fill drained a shard after the caller's unlocked
+    pre-check, the statement fails and ``LiquidityContention`` tells the caller to retry the whole transaction.
+    """
     deltas: dict[int, Decimal] = defaultdict(Decimal)
     for leg in legs:
         if leg.ledger_account.kind not in (LedgerAccountKind.CUSTOMER_AVAILABLE, LedgerAccountKind.CUSTOMER_LOCKED):
             deltas[leg.ledger_account.pk] += leg.amount
     if not deltas:
-        return []
-    rows = list(LedgerAccount.objects.select_for_update().filter(pk__in=deltas).order_by("pk"))
-    for row in rows:
-        new_balance = row.balance + deltas[row.pk]
-        if new_balance < 0 and row.kind != LedgerAccountKind.EXTERNAL:
-            if row.kind == LedgerAccountKind.HOUSE_LIQUIDITY:
-                raise errors.InsufficientLiquidity(details={"asset": row.asset_id})
-            raise errors.LedgerImbalance(f"{row} would go negative.")
-        row.balance = new_balance
-    return rows
+        return
+    ids = sorted(deltas)
+    try:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    """
+                    WITH locked AS (
+                        SELECT id FROM ledger_ledgeraccount WHERE id = ANY(%s) ORDER BY id FOR UPDATE
+                    )
+                    UPDATE ledger_ledgeraccount AS la SET balance = la.balance + d.delta
+                      FROM locked JOIN unnest(%s::bigint[], %s::numeric[]) AS d(id, delta) ON d.id = locked.id
+                     WHERE la.id = locked.id
+                    """,
+                    [ids, ids, [deltas[i] for i in ids]],
+                )
+                updated = cursor.rowcount
+        else:
+            # SQLite: the IMMEDIATE transaction already holds the database's write lock.
+            updated = sum(
+                LedgerAccount.objects.filter(pk=pk).update(balance=F("balance") + deltas[pk]) for pk in ids
+            )
+    except IntegrityError as exc:
+        if "ledger_account_balance_non_negative" in str(exc):
+            raise errors.LiquidityContention(details={"ledger_accounts": ids}) from exc
+        raise
+    if updated != len(ids):
+        raise errors.InternalError(f"Ledger accounts missing: expected {len(ids)} rows, updated {updated}.")
 
 
 def journal_post(
@@ -134,31 +161,31 @@ def journal_post(
     reference_id: str = "",
     idempotency_key: str | None = None,
     metadata: dict[str, Any] | None = None,
+    before_books: Callable[[JournalEntry], None] | None = None,
 ) -> JournalEntry:
     """Post one balanced journal entry and settle the balance caches, atomically.
 
-    Raises InsufficientBalance / InsufficientLiquidity (nothing is written) when a customer or house balance
-    would go negative.
+    Raises InsufficientBalance before writing anything when a customer balance would go negative, so the
+    caller can still record the refusal (a rejected order) in the same transaction. The exchange's books are
+    settled last (see ``_settle_book_balances``); ``before_books`` lets the caller write its own records (the
+    order and trade) before that, so house rows stay locked for as short a time as possible. Raises
+    LiquidityContention (the transaction is then unusable: roll back and retry) when a house shard ran dry
+    after the caller chose it.
 
-    Runs in the caller's transaction when there is one (no savepoint: every refusal is raised before the first
-    write, so there is nothing to undo), else in a transaction of its own.
+    Runs in the caller's transaction when there is one (no savepoint), else in a transaction of its own.
     """
     if not connection.in_atomic_block:
         with transaction.atomic():
             return journal_post(kind=kind, legs=legs, actor=actor, memo=memo, reference_type=reference_type,
-                                reference_id=reference_id, idempotency_key=idempotency_key, metadata=metadata)
+                                reference_id=reference_id, idempotency_key=idempotency_key, metadata=metadata,
+                                before_books=before_books)
     _validate(legs)
     now = timezone.now()
-    # Lock and check everything first, write afterwards: a refusal leaves the transaction untouched, so the
-    # caller can still record it (a rejected order) in the same transaction.
     customer_rows = _lock_customer_balances(legs, now)
-    book_rows = _lock_book_balances(legs)
     if customer_rows:
         from accounts.models import Balance
 
         Balance.objects.bulk_update(customer_rows, ["available", "locked", "updated_at"])
-    if book_rows:
-        LedgerAccount.objects.bulk_update(book_rows, ["balance"])
     entry = JournalEntry.objects.create(
         kind=kind,
         actor=actor if getattr(actor, "pk", None) else None,
@@ -180,4 +207,7 @@ def journal_post(
             for leg in legs
         ]
     )
+    if before_books is not None:
+        before_books(entry)
+    _settle_book_balances(legs)
     return entry

@@ -9,10 +9,13 @@ The order of a fill, all in one database transaction:
 3. Choose house shards: a random shard of the asset the house gives that holds enough (several when one does
    not), and the same shard index for what the house receives and for the fee. Spreading fills over shards
    keeps concurrent fills from queueing on one hot row.
-4. ``journal_post`` locks the customer's balance rows and then the house rows in one fixed order, re-checks
-   the customer's balance and the house's liquidity under the locks, and writes one entry with every posting of
-   the fill and the fee. A refusal there is recorded as a rejected order in the same transaction.
-5. Insert the order (filled) and its trade.
+4. ``journal_post`` locks the customer's balance rows, re-checks the balance under the lock (a refusal is
+   recorded as a rejected order in the same transaction), and writes one entry with every posting of the
+   fill and the fee; then the order (filled) and its trade are inserted; last, the house rows are updated in
+   one statement that locks them in id order, so they stay locked only until the commit right after. If a
+   concurrent fill drained the chosen shard meanwhile, the database's CHECK constraint refuses the update, the
+   transaction rolls back and the order is tried again from fresh balances (finally rejected as
+   insufficient_liquidity).
 Idempotency: ``client_order_id`` is unique per account in the database. A retry loses the race to insert the
 order, its whole transaction (fill included) rolls back, and the original order is returned instead.
 A deadlock or serialization failure (which the lock order should prevent) is retried a bounded number of times.
@@ -233,8 +236,30 @@ def _place(request: OrderRequest, *, actor: Any) -> Order:
     except _Rejection as rejection:
         return _reject(request, actor=actor, reason=rejection.reason, message=rejection.message, order_id=order_id)
     market = request.market
+    records: dict[str, Any] = {}
+
+    def record_fill(entry: Any) -> None:
+        """The order and its trade, written before the house rows are touched (journal_post does those last)."""
+        order = Order(
+            order_id=order_id, account=request.account, market=market, side=fill.side,
+            order_type=request.order_type, status=OrderStatus.FILLED, quantity=request.quantity,
+            quote_quantity=request.quote_quantity, client_order_id=request.client_order_id,
+            request_hash=request.fingerprint(), filled_quantity=fill.quantity, filled_quote=fill.quote_amount,
+            average_price=fill.price, fee=fill.fee, fee_asset_id=market.quote_asset_id,
+            created_by=actor if getattr(actor, "pk", None) else None, filled_at=timezone.now(),
+        )
+        order._history_user = order.created_by  # type: ignore[attr-defined]
+        order.save()
+        records["order"] = order
+        records["trade"] = Trade.objects.create(
+            trade_id=trade_id, order=order, account=request.account, market=market, side=fill.side,
+            quantity=fill.quantity, price=fill.price, quote_amount=fill.quote_amount, fee=fill.fee,
+            fee_asset_id=market.quote_asset_id, reference_price=market.reference_price, spread_bps=spread,
+            fee_bps=fee_bps, journal_entry=entry,
+        )
+
     try:
-        entry = journal_post(
+        journal_post(
             kind=EntryKind.TRADE,
             legs=legs,
             actor=actor,
@@ -244,31 +269,15 @@ def _place(request: OrderRequest, *, actor: Any) -> Order:
             metadata={"order_id": str(order_id), "trade_id": str(trade_id), "symbol": market.symbol,
                       "side": fill.side, "quantity": f"{fill.quantity:f}", "price": f"{fill.price:f}",
                       "quote_amount": f"{fill.quote_amount:f}", "fee": f"{fill.fee:f}"},
+            before_books=record_fill,
         )
-    except (errors.InsufficientBalance, errors.InsufficientLiquidity) as exc:
+    except errors.InsufficientBalance as exc:
         return _reject(request, actor=actor, reason=exc.code, message=exc.message, order_id=order_id)
-    now = timezone.now()
-    order = Order(
-        order_id=order_id, account=request.account, market=market, side=fill.side, order_type=request.order_type,
-        status=OrderStatus.FILLED, quantity=request.quantity, quote_quantity=request.quote_quantity,
-        client_order_id=request.client_order_id, request_hash=request.fingerprint(),
-        filled_quantity=fill.quantity, filled_quote=fill.quote_amount, average_price=fill.price, fee=fill.fee,
-        fee_asset_id=market.quote_asset_id, created_by=actor if getattr(actor, "pk", None) else None,
-        filled_at=now,
-    )
-    order._history_user = order.created_by  # type: ignore[attr-defined]
-    order.save()
-    trade = Trade(
-        trade_id=trade_id, order=order, account=request.account, market=market, side=fill.side,
-        quantity=fill.quantity, price=fill.price, quote_amount=fill.quote_amount, fee=fill.fee,
-        fee_asset_id=market.quote_asset_id, reference_price=market.reference_price, spread_bps=spread,
-        fee_bps=fee_bps, journal_entry=entry,
-    )
-    trade.save()
+    order = records["order"]
     # Hand the fill to the caller as if prefetched (saves the serializer a query). A queryset, as Django's own
     # prefetch stores it, so order.fills.get() / .filter() / .exists() keep working on the returned order.
     fills = order.fills.all()
-    fills._result_cache, fills._prefetch_done = [trade], True  # type: ignore[attr-defined]
+    fills._result_cache, fills._prefetch_done = [records["trade"]], True  # type: ignore[attr-defined]
     order._prefetched_objects_cache = {"fills": fills}  # type: ignore[attr-defined]
     return order
 
@@ -299,6 +308,15 @@ def order_place(*, request: OrderRequest, actor: Any) -> tuple[Order, bool]:
             if replay is None:
                 raise
             return replay, False
+        except errors.LiquidityContention:
+            # The shard chosen from an unlocked read ran dry before settlement; everything was rolled back.
+            # Choose again from fresh balances; after the last try, record the refusal.
+            logger.info("order_retry", attempt=attempt, reason="liquidity_contention")
+            if attempt == MAX_ATTEMPTS:
+                with transaction.atomic():
+                    return _reject(request, actor=actor, reason=errors.InsufficientLiquidity.code,
+                                   message=errors.InsufficientLiquidity.default_message,
+                                   order_id=uuid.uuid4()), True
         except OperationalError as exc:
             sqlstate = getattr(exc.__cause__, "sqlstate", None)
             if not retryable or sqlstate not in RETRYABLE_SQLSTATES:

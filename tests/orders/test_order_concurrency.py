@@ -89,3 +89,53 @@ def test_sixteen_concurrent_clients_cannot_overdraw_or_lose_orders(postgres, liv
     assert report.ok, report.discrepancies
     for asset, groups in report.totals.items():
         assert D(groups["sum"]) == 0, (asset, groups)
+
+
+def test_racing_for_scarce_house_liquidity_never_overdraws_the_house(postgres):
+    """20 buyers race for 0.01 BTC each while the house holds 0.08 BTC over 8 shards: the house never goes
+    negative, every filled unit left the house, and the rest are rejected as insufficient_liquidity."""
+    import threading
+
+    from django.db import connections
+
+    from orders.models import Market
+    from orders.services import OrderRequest, order_place
+
+    operator = UserFactory(username="ops")
+    account_services.house_fund(asset="BTC", amount="0.08", actor=operator)
+    account_services.house_fund(asset="USD", amount="1000", actor=operator)
+    buyers = [make_account(owner=UserFactory(username=f"buyer{i}"), funds={"USD": "1000"}) for i in range(20)]
+    market = Market.objects.get(symbol="BTC-USD")
+    barrier = threading.Barrier(len(buyers))
+    results: list[object] = [None] * len(buyers)
+
+    def buy(i: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            order, _ = order_place(
+                request=OrderRequest(account=buyers[i], market=market, side="buy", order_type="market",
+                                     quantity=D("0.01"), quote_quantity=None),
+                actor=None,
+            )
+            results[i] = order
+        except Exception as exc:
+            results[i] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=buy, args=(i,)) for i in range(len(buyers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert all(isinstance(r, Order) for r in results), results
+    filled = [r for r in results if r.status == "filled"]
+    rejected = [r for r in results if r.status == "rejected"]
+    assert {r.reject_reason for r in rejected} <= {"insufficient_liquidity"}
+    house = LedgerAccount.objects.filter(kind="house_liquidity", asset_id="BTC")
+    assert all(row.balance >= 0 for row in house)
+    assert sum(row.balance for row in house) == D("0.08") - D("0.01") * len(filled)
+    assert len(filled) >= 6 and len(filled) + len(rejected) == 20
+    report = reconcile()
+    assert report.ok, report.discrepancies
