@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from accounts.models import Account, Balance
-from exchange.api import AmountField, format_amount
+from exchange.api import AmountField, AssetAmountField, format_amount
 from ledger.models import EntryKind, Posting
 from ledger.selectors import asset_map
 
@@ -20,18 +20,9 @@ def _decimals(asset_code: str) -> int | None:
 
 class BalanceOut(serializers.Serializer):
     asset = serializers.CharField(source="asset_id")
-    available = serializers.SerializerMethodField()
-    locked = serializers.SerializerMethodField()
-    total = serializers.SerializerMethodField()
-
-    def get_available(self, obj: Balance) -> str | None:
-        return format_amount(obj.available, _decimals(obj.asset_id))
-
-    def get_locked(self, obj: Balance) -> str | None:
-        return format_amount(obj.locked, _decimals(obj.asset_id))
-
-    def get_total(self, obj: Balance) -> str | None:
-        return format_amount(obj.total, _decimals(obj.asset_id))
+    available = AssetAmountField(asset="asset_id")
+    locked = AssetAmountField(asset="asset_id")
+    total = AssetAmountField(asset="asset_id")
 
 
 class AccountOut(serializers.Serializer):
@@ -91,7 +82,7 @@ class TransactionOut(serializers.Serializer):
     kind = serializers.CharField(source="entry.kind")
     asset = serializers.CharField(source="asset_id")
     bucket = serializers.SerializerMethodField(help_text="available or locked")
-    amount = serializers.SerializerMethodField()
+    amount = AssetAmountField(asset="asset_id")
     memo = serializers.CharField(source="entry.memo")
     reference_type = serializers.CharField(source="entry.reference_type")
     reference_id = serializers.CharField(source="entry.reference_id")
@@ -101,9 +92,6 @@ class TransactionOut(serializers.Serializer):
 
     def get_bucket(self, obj: Posting) -> str:
         return obj.ledger_account.kind.removeprefix("customer_")
-
-    def get_amount(self, obj: Posting) -> str | None:
-        return format_amount(obj.amount, _decimals(obj.asset_id))
 
     def get_order_id(self, obj: Posting) -> str | None:
         return obj.entry.metadata.get("order_id")

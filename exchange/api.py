@@ -103,3 +103,26 @@ def raise_validation(serializer: serializers.Serializer) -> dict[str, Any]:
     if not serializer.is_valid():
         raise errors.ValidationFailed(details={"fields": serializer.errors})
     return dict(serializer.validated_data)
+
+
+class AssetAmountField(serializers.Field):
+    """Money out: the ``source`` amount as a string at the precision of the asset that ``asset`` (a dotted
+    attribute path on the same object) names, e.g. ``AssetAmountField(source="fee", asset="fee_asset_id")``."""
+
+    def __init__(self, *, asset: str, **kwargs: Any) -> None:
+        self.asset_path = asset.split(".")
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+
+    def get_attribute(self, instance: Any) -> tuple[Decimal | None, str | None]:
+        # Returned as a pair so DRF never short-cuts a None amount: the pair itself is never None.
+        from rest_framework.fields import get_attribute
+
+        return super().get_attribute(instance), get_attribute(instance, self.asset_path)
+
+    def to_representation(self, value: tuple[Decimal | None, str | None]) -> str | None:
+        from ledger.selectors import asset_map
+
+        amount, code = value
+        asset = asset_map().get(code or "")
+        return format_amount(amount, asset.decimals if asset else None)

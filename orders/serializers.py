@@ -7,9 +7,9 @@ from typing import Any
 
 from rest_framework import serializers
 
-from exchange.api import AmountField, format_amount
+from exchange.api import AmountField, AssetAmountField, format_amount
 from ledger.selectors import asset_map
-from orders.models import Market, Order, OrderStatus, Side, Trade
+from orders.models import Market, Order, OrderStatus, Side
 from orders.pricing import quote_prices
 
 
@@ -87,30 +87,15 @@ class TradeOut(serializers.Serializer):
     account_id = serializers.UUIDField(source="account.account_id")
     symbol = serializers.CharField(source="market.symbol")
     side = serializers.CharField()
-    quantity = serializers.SerializerMethodField()
-    price = serializers.SerializerMethodField()
-    quote_amount = serializers.SerializerMethodField()
-    fee = serializers.SerializerMethodField()
+    quantity = AssetAmountField(asset="market.base_asset_id")
+    price = AssetAmountField(asset="market.quote_asset_id")
+    quote_amount = AssetAmountField(asset="market.quote_asset_id")
+    fee = AssetAmountField(asset="fee_asset_id")
     fee_asset = serializers.CharField(source="fee_asset_id")
     liquidity = serializers.CharField()
-    reference_price = serializers.SerializerMethodField()
+    reference_price = AssetAmountField(asset="market.quote_asset_id")
     journal_entry_id = serializers.UUIDField(source="journal_entry.entry_id")
     created_at = serializers.DateTimeField()
-
-    def get_quantity(self, obj: Trade) -> str | None:
-        return _fmt(obj.quantity, obj.market.base_asset_id)
-
-    def get_price(self, obj: Trade) -> str | None:
-        return _fmt(obj.price, obj.market.quote_asset_id)
-
-    def get_quote_amount(self, obj: Trade) -> str | None:
-        return _fmt(obj.quote_amount, obj.market.quote_asset_id)
-
-    def get_fee(self, obj: Trade) -> str | None:
-        return _fmt(obj.fee, obj.fee_asset_id)
-
-    def get_reference_price(self, obj: Trade) -> str | None:
-        return _fmt(obj.reference_price, obj.market.quote_asset_id)
 
 
 class OrderFillOut(TradeOut):
@@ -129,12 +114,12 @@ class OrderOut(serializers.Serializer):
     side = serializers.CharField()
     order_type = serializers.CharField()
     status = serializers.CharField()
-    quantity = serializers.SerializerMethodField()
-    quote_quantity = serializers.SerializerMethodField()
-    price = serializers.SerializerMethodField(help_text="Limit price; null for market orders.")
-    filled_quantity = serializers.SerializerMethodField()
-    average_price = serializers.SerializerMethodField()
-    fee = serializers.SerializerMethodField()
+    quantity = AssetAmountField(asset="market.base_asset_id")
+    quote_quantity = AssetAmountField(asset="market.quote_asset_id")
+    price = AssetAmountField(asset="market.quote_asset_id", help_text="Limit price; null for market orders.")
+    filled_quantity = AssetAmountField(asset="market.base_asset_id")
+    average_price = AssetAmountField(asset="market.quote_asset_id")
+    fee = AssetAmountField(asset="market.quote_asset_id")
     fee_asset = serializers.CharField(source="fee_asset_id", allow_null=True)
     reject_reason = serializers.SerializerMethodField()
     reject_message = serializers.SerializerMethodField()
@@ -142,30 +127,6 @@ class OrderOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     filled_at = serializers.DateTimeField(allow_null=True)
-
-    def _base(self, obj: Order) -> str:
-        return obj.market.base_asset_id
-
-    def _quote(self, obj: Order) -> str:
-        return obj.market.quote_asset_id
-
-    def get_quantity(self, obj: Order) -> str | None:
-        return _fmt(obj.quantity, self._base(obj))
-
-    def get_quote_quantity(self, obj: Order) -> str | None:
-        return _fmt(obj.quote_quantity, self._quote(obj))
-
-    def get_price(self, obj: Order) -> str | None:
-        return _fmt(obj.price, self._quote(obj))
-
-    def get_filled_quantity(self, obj: Order) -> str | None:
-        return _fmt(obj.filled_quantity, self._base(obj))
-
-    def get_average_price(self, obj: Order) -> str | None:
-        return _fmt(obj.average_price, self._quote(obj))
-
-    def get_fee(self, obj: Order) -> str | None:
-        return _fmt(obj.fee, obj.fee_asset_id or self._quote(obj))
 
     def get_reject_reason(self, obj: Order) -> str | None:
         return obj.reject_reason or None
