@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -200,12 +201,28 @@ def _house_legs(*, market: Market, fill: Fill) -> list[Leg]:
     return legs
 
 
+# Customer ledger accounts never change once an account is opened, so each process remembers them by the
+# account's public id (never reused). Bounded: the oldest entries go first.
+_CUSTOMER_LEDGER_ACCOUNTS: OrderedDict[uuid.UUID, dict[str, LedgerAccount]] = OrderedDict()
+_CUSTOMER_LEDGER_ACCOUNTS_MAX = 10_000
+
+
+def _customer_available(account: Account) -> dict[str, LedgerAccount]:
+    cached = _CUSTOMER_LEDGER_ACCOUNTS.get(account.account_id)
+    if cached is None:
+        cached = {
+            la.asset_id: la
+            for la in LedgerAccount.objects.filter(account=account, kind=LedgerAccountKind.CUSTOMER_AVAILABLE).only(
+                "id", "kind", "asset_id", "account_id")
+        }
+        _CUSTOMER_LEDGER_ACCOUNTS[account.account_id] = cached
+        if len(_CUSTOMER_LEDGER_ACCOUNTS) > _CUSTOMER_LEDGER_ACCOUNTS_MAX:
+            _CUSTOMER_LEDGER_ACCOUNTS.popitem(last=False)
+    return cached
+
+
 def _customer_legs(*, account: Account, market: Market, fill: Fill) -> list[Leg]:
-    available = {
-        la.asset_id: la
-        for la in LedgerAccount.objects.filter(account=account, kind=LedgerAccountKind.CUSTOMER_AVAILABLE,
-                                               asset_id__in=(market.base_asset_id, market.quote_asset_id))
-    }
+    available = _customer_available(account)
     base_change = fill.quantity if fill.side == Side.BUY else -fill.quantity
     return [Leg(available[market.base_asset_id], base_change),
             Leg(available[market.quote_asset_id], fill.customer_quote_change)]

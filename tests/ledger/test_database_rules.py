@@ -123,3 +123,13 @@ def test_service_still_posts_after_refusals(funded, operator_user):
     """Refused raw writes leave the ledger usable: a normal deposit still settles."""
     services.deposit_create(account=funded, asset="USD", amount="1", actor=operator_user)
     assert funded.balances.get(asset_id="USD").available == 101
+
+
+def test_a_posting_added_to_an_existing_entry_must_keep_it_balanced(funded):
+    """Entries of earlier transactions are re-checked when a posting is added to them."""
+    entry_id = Posting.objects.filter(account=funded).first().entry_id
+    external = LedgerAccount.objects.get(kind="external", asset_id="USD")
+    with pytest.raises(DatabaseError, match="does not balance"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            _insert_posting(cursor, entry_id, external, "-1.00")
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
