@@ -67,6 +67,7 @@ class AccountAdmin(HistoryAdmin):
         # not an edit.
         fields = tuple(super().get_readonly_fields(request, obj))
         return (*fields, "owner") if obj is not None else fields
+
     fields = ("account_id", "owner", "label", "account_type", "status", "created_at", "updated_at")
     inlines = [BalanceInline]
     actions = ["deposit", "suspend", "reactivate"]
@@ -118,9 +119,13 @@ class AccountAdmin(HistoryAdmin):
                 done = 0
                 for account in queryset:
                     try:
-                        services.deposit_create(account=account, asset=form.cleaned_data["asset"],
-                                                amount=form.cleaned_data["amount"], actor=request.user,
-                                                reason=form.cleaned_data["reason"])
+                        services.deposit_create(
+                            account=account,
+                            asset=form.cleaned_data["asset"],
+                            amount=form.cleaned_data["amount"],
+                            actor=request.user,
+                            reason=form.cleaned_data["reason"],
+                        )
                         done += 1
                     except errors.ExchangeError as exc:
                         self.message_user(request, f"{account}: {exc.message}", messages.ERROR)
@@ -128,9 +133,17 @@ class AccountAdmin(HistoryAdmin):
                 return None
         else:
             form = FundingForm()
-        return render(request, "admin/accounts/deposit.html",
-                      {"form": form, "accounts": queryset, "opts": self.model._meta, "title": "Deposit",
-                       **self.admin_site.each_context(request)})
+        return render(
+            request,
+            "admin/accounts/deposit.html",
+            {
+                "form": form,
+                "accounts": queryset,
+                "opts": self.model._meta,
+                "title": "Deposit",
+                **self.admin_site.each_context(request),
+            },
+        )
 
 
 @admin.register(ApiKey)

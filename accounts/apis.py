@@ -44,14 +44,21 @@ class AccountListCreateApi(APIView):
     def get_permissions(self) -> list[Any]:
         return [TradeOrOperatorScope()] if self.request.method == "POST" else [ReadScope()]
 
-    @extend_schema(responses={200: AccountOut(many=True), **ERRORS}, tags=["accounts"],
-                   summary="List the accounts this key may see (operators: all)")
+    @extend_schema(
+        responses={200: AccountOut(many=True), **ERRORS},
+        tags=["accounts"],
+        summary="List the accounts this key may see (operators: all)",
+    )
     def get(self, request: Request) -> Response:
         qs = selectors.account_list(user=request.user, key=request.auth).prefetch_related("balances")
         return paginate(self, qs, AccountOut, "accounts")
 
-    @extend_schema(request=AccountCreateIn, responses={201: AccountOut, **ERRORS}, tags=["accounts"],
-                   summary="Open an account for yourself (operators: for any user)")
+    @extend_schema(
+        request=AccountCreateIn,
+        responses={201: AccountOut, **ERRORS},
+        tags=["accounts"],
+        summary="Open an account for yourself (operators: for any user)",
+    )
     def post(self, request: Request) -> Response:
         data = raise_validation(AccountCreateIn(data=request.data))
         owner = request.user
@@ -72,8 +79,11 @@ class AccountDetailApi(_AccountApi):
 
 
 class AccountBalancesApi(_AccountApi):
-    @extend_schema(responses={200: BalanceOut(many=True), **ERRORS}, tags=["accounts"],
-                   summary="Every asset's balance, zeros included")
+    @extend_schema(
+        responses={200: BalanceOut(many=True), **ERRORS},
+        tags=["accounts"],
+        summary="Every asset's balance, zeros included",
+    )
     def get(self, request: Request, account_id: str) -> Response:
         account = self.get_account(request, account_id)
         balances = selectors.balance_list(account=account)
@@ -81,8 +91,12 @@ class AccountBalancesApi(_AccountApi):
 
 
 class AccountTransactionsApi(_AccountApi):
-    @extend_schema(parameters=[TransactionFilterIn], responses={200: TransactionOut(many=True), **ERRORS},
-                   tags=["accounts"], summary="Journal lines affecting the account, newest first")
+    @extend_schema(
+        parameters=[TransactionFilterIn],
+        responses={200: TransactionOut(many=True), **ERRORS},
+        tags=["accounts"],
+        summary="Journal lines affecting the account, newest first",
+    )
     def get(self, request: Request, account_id: str) -> Response:
         account = self.get_account(request, account_id)
         filters = raise_validation(TransactionFilterIn(data=request.query_params))
@@ -97,8 +111,9 @@ class AccountTransactionsApi(_AccountApi):
 
 
 class AccountAuditApi(_AccountApi):
-    @extend_schema(responses={200: dict, **ERRORS}, tags=["accounts"],
-                   summary="Change history and journal entries in time order")
+    @extend_schema(
+        responses={200: dict, **ERRORS}, tags=["accounts"], summary="Change history and journal entries in time order"
+    )
     def get(self, request: Request, account_id: str) -> Response:
         account = self.get_account(request, account_id)
         return Response({"account_id": str(account.account_id), "events": selectors.account_audit(account=account)})
@@ -136,8 +151,12 @@ _FUNDING_ERRORS = {
 class AccountDepositApi(_FundingApi):
     service = staticmethod(services.deposit_create)
 
-    @extend_schema(request=FundingIn, responses={201: dict, **_FUNDING_ERRORS}, tags=["operator"],
-                   summary="Credit an account from custody (operator)")
+    @extend_schema(
+        request=FundingIn,
+        responses={201: dict, **_FUNDING_ERRORS},
+        tags=["operator"],
+        summary="Credit an account from custody (operator)",
+    )
     def post(self, request: Request, account_id: str) -> Response:
         return super().post(request, account_id)
 
@@ -145,8 +164,12 @@ class AccountDepositApi(_FundingApi):
 class AccountWithdrawalApi(_FundingApi):
     service = staticmethod(services.withdrawal_create)
 
-    @extend_schema(request=FundingIn, responses={201: dict, **_FUNDING_ERRORS}, tags=["operator"],
-                   summary="Debit an account to custody (operator); refused beyond the available balance")
+    @extend_schema(
+        request=FundingIn,
+        responses={201: dict, **_FUNDING_ERRORS},
+        tags=["operator"],
+        summary="Debit an account to custody (operator); refused beyond the available balance",
+    )
     def post(self, request: Request, account_id: str) -> Response:
         return super().post(request, account_id)
 
@@ -155,8 +178,12 @@ class AccountAdjustmentApi(_FundingApi):
     input_serializer = AdjustmentIn
     service = staticmethod(services.adjustment_create)
 
-    @extend_schema(request=AdjustmentIn, responses={201: dict, **_FUNDING_ERRORS}, tags=["operator"],
-                   summary="Signed correction with a reason (operator)")
+    @extend_schema(
+        request=AdjustmentIn,
+        responses={201: dict, **_FUNDING_ERRORS},
+        tags=["operator"],
+        summary="Signed correction with a reason (operator)",
+    )
     def post(self, request: Request, account_id: str) -> Response:
         return super().post(request, account_id)
 

@@ -29,8 +29,7 @@ def seed(spec: dict[str, Any]) -> list[dict[str, str]]:
     """Apply a seed spec; returns the API keys created now (username, scopes, key), each shown only once."""
     User = get_user_model()
     for asset, amount in (spec.get("house") or {}).items():
-        house_fund(asset=asset, amount=amount, reason="seed: house liquidity",
-                   idempotency_key=f"seed:house:{asset}")
+        house_fund(asset=asset, amount=amount, reason="seed: house liquidity", idempotency_key=f"seed:house:{asset}")
     new_keys: list[dict[str, str]] = []
     for entry in spec.get("users") or []:
         user, _ = User.objects.get_or_create(username=entry["username"])
@@ -40,11 +39,14 @@ def seed(spec: dict[str, Any]) -> list[dict[str, str]]:
             new_keys.append({"username": user.username, "scopes": ",".join(scopes), "key": plain})
         for acc in entry.get("accounts") or []:
             label = acc.get("label", "main")
-            account = Account.objects.filter(owner=user, label=label).first() or account_create(
-                owner=user, label=label
-            )
+            account = Account.objects.filter(owner=user, label=label).first() or account_create(owner=user, label=label)
             for asset, amount in (acc.get("deposits") or {}).items():
-                deposit_create(account=account, asset=asset, amount=amount, actor=None,
-                               reason="seed: opening deposit",
-                               idempotency_key=f"seed:{user.username}:{label}:{asset}")
+                deposit_create(
+                    account=account,
+                    asset=asset,
+                    amount=amount,
+                    actor=None,
+                    reason="seed: opening deposit",
+                    idempotency_key=f"seed:{user.username}:{label}:{asset}",
+                )
     return new_keys

@@ -56,14 +56,16 @@ def _transition(*, account: Account, allowed_from: set[str], to: str, actor: Any
 
 @transaction.atomic
 def account_suspend(*, account: Account, actor: Any, reason: str = "") -> Account:
-    return _transition(account=account, allowed_from={AccountStatus.ACTIVE}, to=AccountStatus.SUSPENDED,
-                       actor=actor, reason=reason)
+    return _transition(
+        account=account, allowed_from={AccountStatus.ACTIVE}, to=AccountStatus.SUSPENDED, actor=actor, reason=reason
+    )
 
 
 @transaction.atomic
 def account_reactivate(*, account: Account, actor: Any, reason: str = "") -> Account:
-    return _transition(account=account, allowed_from={AccountStatus.SUSPENDED}, to=AccountStatus.ACTIVE,
-                       actor=actor, reason=reason)
+    return _transition(
+        account=account, allowed_from={AccountStatus.SUSPENDED}, to=AccountStatus.ACTIVE, actor=actor, reason=reason
+    )
 
 
 @transaction.atomic
@@ -74,8 +76,13 @@ def account_close(*, account: Account, actor: Any, reason: str = "") -> Account:
     held = {b.asset_id: str(b.total) for b in balances if b.total != 0}
     if held:
         raise errors.AccountNotEmpty(details={"balances": held})
-    return _transition(account=account, allowed_from={AccountStatus.ACTIVE, AccountStatus.SUSPENDED},
-                       to=AccountStatus.CLOSED, actor=actor, reason=reason)
+    return _transition(
+        account=account,
+        allowed_from={AccountStatus.ACTIVE, AccountStatus.SUSPENDED},
+        to=AccountStatus.CLOSED,
+        actor=actor,
+        reason=reason,
+    )
 
 
 def account_check_status(*, account: Account, allow_suspended: bool = False) -> str:
@@ -131,8 +138,17 @@ def _replay(
     return entry
 
 
-def _fund(*, kind: str, account: Account, asset: str, amount: Any, actor: Any, reason: str,
-          idempotency_key: str | None, allow_negative: bool = False) -> JournalEntry:
+def _fund(
+    *,
+    kind: str,
+    account: Account,
+    asset: str,
+    amount: Any,
+    actor: Any,
+    reason: str,
+    idempotency_key: str | None,
+    allow_negative: bool = False,
+) -> JournalEntry:
     value, code = amount_parse(amount=amount, asset_code=asset, allow_negative=allow_negative)
     account_check_status(account=account, allow_suspended=kind != EntryKind.WITHDRAWAL)
     replay = _replay(idempotency_key, kind=kind, account=account, asset=code, amount=value)
@@ -161,36 +177,63 @@ def _fund(*, kind: str, account: Account, asset: str, amount: Any, actor: Any, r
 
 
 @transaction.atomic
-def deposit_create(*, account: Account, asset: str, amount: Any, actor: Any, reason: str = "",
-                   idempotency_key: str | None = None) -> JournalEntry:
+def deposit_create(
+    *, account: Account, asset: str, amount: Any, actor: Any, reason: str = "", idempotency_key: str | None = None
+) -> JournalEntry:
     """Credit an account from the external (custody) account. Suspended accounts still receive deposits, as at a
     real exchange; closed accounts receive nothing."""
-    return _fund(kind=EntryKind.DEPOSIT, account=account, asset=asset, amount=amount, actor=actor, reason=reason,
-                 idempotency_key=idempotency_key)
+    return _fund(
+        kind=EntryKind.DEPOSIT,
+        account=account,
+        asset=asset,
+        amount=amount,
+        actor=actor,
+        reason=reason,
+        idempotency_key=idempotency_key,
+    )
 
 
 @transaction.atomic
-def withdrawal_create(*, account: Account, asset: str, amount: Any, actor: Any, reason: str = "",
-                      idempotency_key: str | None = None) -> JournalEntry:
+def withdrawal_create(
+    *, account: Account, asset: str, amount: Any, actor: Any, reason: str = "", idempotency_key: str | None = None
+) -> JournalEntry:
     """Debit an account to the external account; refused beyond the available balance or when not active."""
     value, code = amount_parse(amount=amount, asset_code=asset)
-    return _fund(kind=EntryKind.WITHDRAWAL, account=account, asset=code, amount=-value, actor=actor, reason=reason,
-                 idempotency_key=idempotency_key, allow_negative=True)
+    return _fund(
+        kind=EntryKind.WITHDRAWAL,
+        account=account,
+        asset=code,
+        amount=-value,
+        actor=actor,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        allow_negative=True,
+    )
 
 
 @transaction.atomic
-def adjustment_create(*, account: Account, asset: str, amount: Any, actor: Any, reason: str,
-                      idempotency_key: str | None = None) -> JournalEntry:
+def adjustment_create(
+    *, account: Account, asset: str, amount: Any, actor: Any, reason: str, idempotency_key: str | None = None
+) -> JournalEntry:
     """An operator correction, positive or negative, against the external account; a reason is required."""
     if not reason.strip():
         raise errors.ValidationFailed("An adjustment needs a reason.", details={"fields": {"reason": ["required"]}})
-    return _fund(kind=EntryKind.ADJUSTMENT, account=account, asset=asset, amount=amount, actor=actor, reason=reason,
-                 idempotency_key=idempotency_key, allow_negative=True)
+    return _fund(
+        kind=EntryKind.ADJUSTMENT,
+        account=account,
+        asset=asset,
+        amount=amount,
+        actor=actor,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        allow_negative=True,
+    )
 
 
 @transaction.atomic
-def house_fund(*, asset: str, amount: Any, actor: Any = None, reason: str = "house liquidity",
-               idempotency_key: str | None = None) -> JournalEntry:
+def house_fund(
+    *, asset: str, amount: Any, actor: Any = None, reason: str = "house liquidity", idempotency_key: str | None = None
+) -> JournalEntry:
     """Move liquidity from custody into the house's books, spread evenly over its shards (the remainder of the
     even split goes to shard 0, so no unit is lost to rounding)."""
     from ledger.selectors import house_shards
@@ -206,9 +249,16 @@ def house_fund(*, asset: str, amount: Any, actor: Any = None, reason: str = "hou
     if remainder:
         legs.append(Leg(shards[0], remainder))
     legs.append(Leg(external_account(asset_code=code), -value))
-    return journal_post(kind=EntryKind.HOUSE_FUNDING, legs=legs, actor=actor, memo=reason,
-                        reference_type="house", reference_id=code, idempotency_key=idempotency_key,
-                        metadata={"asset": code, "amount": str(value)})
+    return journal_post(
+        kind=EntryKind.HOUSE_FUNDING,
+        legs=legs,
+        actor=actor,
+        memo=reason,
+        reference_type="house",
+        reference_id=code,
+        idempotency_key=idempotency_key,
+        metadata={"asset": code, "amount": str(value)},
+    )
 
 
 def api_key_create(*, user: User, name: str, scopes: list[str], actor: Any = None) -> tuple[ApiKey, str]:

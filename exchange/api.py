@@ -56,8 +56,9 @@ class WrappedCursorPagination(CursorPagination):
         }
 
 
-def paginate(view: Any, queryset: Any, serializer_class: type[serializers.BaseSerializer], key: str,
-             **context: Any) -> Response:
+def paginate(
+    view: Any, queryset: Any, serializer_class: type[serializers.BaseSerializer], key: str, **context: Any
+) -> Response:
     paginator = WrappedCursorPagination()
     paginator.results_key = key
     page: list[Any] | None = paginator.paginate_queryset(queryset, view.request, view=view)

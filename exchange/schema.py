@@ -27,13 +27,23 @@ class AmountFieldSchema(OpenApiSerializerFieldExtension):
 
     def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
         schema = build_basic_type(OpenApiTypes.DECIMAL) or {}
-        return {**schema, "type": "string", "format": "decimal", "example": "0.10000000",
-                "description": "Decimal as a string (a JSON number is read exactly, never as a float)."}
+        return {
+            **schema,
+            "type": "string",
+            "format": "decimal",
+            "example": "0.10000000",
+            "description": "Decimal as a string (a JSON number is read exactly, never as a float).",
+        }
 
 
 class AssetAmountFieldSchema(OpenApiSerializerFieldExtension):
     target_class = "exchange.api.AssetAmountField"
 
     def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
-        return {"type": "string", "format": "decimal", "nullable": True, "readOnly": True,
-                "description": "Decimal as a string at the asset's precision."}
+        return {
+            "type": "string",
+            "format": "decimal",
+            "nullable": True,
+            "readOnly": True,
+            "description": "Decimal as a string at the asset's precision.",
+        }

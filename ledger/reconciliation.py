@@ -88,24 +88,43 @@ def _check_caches(report: Report) -> None:
         else:
             books += 1
             if la.balance != total:
-                report.problem("book_balance_mismatch", ledger_account=la.pk, kind=la.kind, asset=la.asset_id,
-                               shard=la.shard, cached=la.balance, ledger=total)
+                report.problem(
+                    "book_balance_mismatch",
+                    ledger_account=la.pk,
+                    kind=la.kind,
+                    asset=la.asset_id,
+                    shard=la.shard,
+                    cached=la.balance,
+                    ledger=total,
+                )
     report.checks["books"] = books
     balances = Balance.objects.select_related("account").only(
-        "account_id", "asset_id", "available", "locked", "account__account_id")
+        "account_id", "asset_id", "available", "locked", "account__account_id"
+    )
     seen = 0
     for balance in balances:
         seen += 1
         available, locked = customer.pop((balance.account_id, balance.asset_id), [ZERO, ZERO])
         if balance.available != available or balance.locked != locked:
-            report.problem("customer_balance_mismatch", account_id=balance.account.account_id,
-                           asset=balance.asset_id, cached_available=balance.available, ledger_available=available,
-                           cached_locked=balance.locked, ledger_locked=locked)
+            report.problem(
+                "customer_balance_mismatch",
+                account_id=balance.account.account_id,
+                asset=balance.asset_id,
+                cached_available=balance.available,
+                ledger_available=available,
+                cached_locked=balance.locked,
+                ledger_locked=locked,
+            )
     report.checks["customer_balances"] = seen
     for (account_pk, asset), (available, locked) in customer.items():
         if available or locked:
-            report.problem("customer_balance_missing", account=account_pk, asset=asset,
-                           ledger_available=available, ledger_locked=locked)
+            report.problem(
+                "customer_balance_missing",
+                account=account_pk,
+                asset=asset,
+                ledger_available=available,
+                ledger_locked=locked,
+            )
 
 
 def _check_asset_totals(report: Report) -> None:

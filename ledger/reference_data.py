@@ -30,9 +30,7 @@ def ensure_reference_data(apps: Any = None) -> None:
     LedgerAccount = apps.get_model("ledger", "LedgerAccount")
     for spec in ASSETS:
         Asset.objects.get_or_create(code=spec["code"], defaults=spec)
-    existing = set(
-        LedgerAccount.objects.filter(account__isnull=True).values_list("kind", "asset_id", "shard")
-    )
+    existing = set(LedgerAccount.objects.filter(account__isnull=True).values_list("kind", "asset_id", "shard"))
     wanted = []
     for spec in ASSETS:
         for kind, shards in (("house_liquidity", HOUSE_SHARDS), ("fee_revenue", HOUSE_SHARDS), ("external", 1)):

@@ -44,8 +44,5 @@ def house_shard_pick(*, kind: str, asset_code: str, at_least: Decimal = Decimal(
 
 def customer_ledger_accounts(*, account_id: int, asset_code: str) -> tuple[LedgerAccount, LedgerAccount]:
     """The (available, locked) ledger accounts of one customer account and asset."""
-    rows = {
-        la.kind: la
-        for la in LedgerAccount.objects.filter(account_id=account_id, asset_id=asset_code)
-    }
+    rows = {la.kind: la for la in LedgerAccount.objects.filter(account_id=account_id, asset_id=asset_code)}
     return rows[LedgerAccountKind.CUSTOMER_AVAILABLE], rows[LedgerAccountKind.CUSTOMER_LOCKED]

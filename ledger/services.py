@@ -160,9 +160,7 @@ def _settle_book_balances(legs: Sequence[Leg]) -> None:
                 updated = cursor.rowcount
         else:
             # SQLite: the IMMEDIATE transaction already holds the database's write lock.
-            updated = sum(
-                LedgerAccount.objects.filter(pk=pk).update(balance=F("balance") + deltas[pk]) for pk in ids
-            )
+            updated = sum(LedgerAccount.objects.filter(pk=pk).update(balance=F("balance") + deltas[pk]) for pk in ids)
     except IntegrityError as exc:
         if "ledger_account_balance_non_negative" in str(exc):
             raise errors.LiquidityContention(details={"ledger_accounts": ids}) from exc
@@ -196,9 +194,17 @@ def journal_post(
     """
     if not connection.in_atomic_block:
         with transaction.atomic():
-            return journal_post(kind=kind, legs=legs, actor=actor, memo=memo, reference_type=reference_type,
-                                reference_id=reference_id, idempotency_key=idempotency_key, metadata=metadata,
-                                before_books=before_books)
+            return journal_post(
+                kind=kind,
+                legs=legs,
+                actor=actor,
+                memo=memo,
+                reference_type=reference_type,
+                reference_id=reference_id,
+                idempotency_key=idempotency_key,
+                metadata=metadata,
+                before_books=before_books,
+            )
     _validate(legs)
     now = timezone.now()
     customer_rows = _lock_customer_balances(legs, now)

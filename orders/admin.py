@@ -30,8 +30,16 @@ class MarketForm(forms.ModelForm):
 @admin.register(Market)
 class MarketAdmin(SimpleHistoryAdmin):
     form = MarketForm
-    list_display = ("symbol", "status", "reference_price", "spread_bps", "taker_fee_bps", "min_notional",
-                    "max_notional", "price_updated_at")
+    list_display = (
+        "symbol",
+        "status",
+        "reference_price",
+        "spread_bps",
+        "taker_fee_bps",
+        "min_notional",
+        "max_notional",
+        "price_updated_at",
+    )
     list_filter = ("status", "quote_asset")
     search_fields = ("symbol",)
     readonly_fields = ("symbol", "base_asset", "quote_asset", "price_updated_at", "updated_at")
@@ -60,20 +68,31 @@ class MarketAdmin(SimpleHistoryAdmin):
     @admin.action(description="Halt trading on selected markets")
     def halt(self, request: HttpRequest, queryset: Any) -> None:
         for market in queryset:
-            services.market_set_status(market=market, status=MarketStatus.HALTED, actor=request.user,
-                                       reason="admin: halt")
+            services.market_set_status(
+                market=market, status=MarketStatus.HALTED, actor=request.user, reason="admin: halt"
+            )
 
     @admin.action(description="Resume trading on selected markets")
     def resume(self, request: HttpRequest, queryset: Any) -> None:
         for market in queryset:
-            services.market_set_status(market=market, status=MarketStatus.TRADING, actor=request.user,
-                                       reason="admin: resume")
+            services.market_set_status(
+                market=market, status=MarketStatus.TRADING, actor=request.user, reason="admin: resume"
+            )
 
 
 class TradeInline(admin.TabularInline):
     model = Trade
-    fields = ("trade_id", "quantity", "price", "quote_amount", "fee", "fee_asset", "reference_price",
-              "journal_entry", "created_at")
+    fields = (
+        "trade_id",
+        "quantity",
+        "price",
+        "quote_amount",
+        "fee",
+        "fee_asset",
+        "reference_price",
+        "journal_entry",
+        "created_at",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -84,8 +103,21 @@ class TradeInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
-    list_display = ("order_id", "account", "market", "side", "order_type", "status", "quantity", "quote_quantity",
-                    "filled_quantity", "average_price", "fee", "reject_reason", "created_at")
+    list_display = (
+        "order_id",
+        "account",
+        "market",
+        "side",
+        "order_type",
+        "status",
+        "quantity",
+        "quote_quantity",
+        "filled_quantity",
+        "average_price",
+        "fee",
+        "reject_reason",
+        "created_at",
+    )
     list_filter = ("status", "side", "order_type", "market", "reject_reason", "created_at")
     search_fields = ("order_id", "client_order_id", "account__account_id", "account__owner__username")
     list_select_related = ("account", "market")
@@ -95,8 +127,19 @@ class OrderAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
 
 @admin.register(Trade)
 class TradeAdmin(ReadOnlyAdmin):
-    list_display = ("trade_id", "order", "account", "market", "side", "quantity", "price", "quote_amount", "fee",
-                    "fee_asset", "created_at")
+    list_display = (
+        "trade_id",
+        "order",
+        "account",
+        "market",
+        "side",
+        "quantity",
+        "price",
+        "quote_amount",
+        "fee",
+        "fee_asset",
+        "created_at",
+    )
     list_filter = ("market", "side", "created_at")
     search_fields = ("trade_id", "order__order_id", "account__account_id")
     # fee_asset is a column too: without it every row costs a query.

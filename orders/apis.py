@@ -27,14 +27,17 @@ from orders.serializers import (
 )
 
 COMMON_ERRORS = {
-    400: OpenApiResponse(description="validation_error, malformed_json, invalid_amount, unknown_symbol, "
-                                     "unsupported_order_type"),
+    400: OpenApiResponse(
+        description="validation_error, malformed_json, invalid_amount, unknown_symbol, unsupported_order_type"
+    ),
     401: OpenApiResponse(description="not_authenticated"),
     403: OpenApiResponse(description="permission_denied"),
     404: OpenApiResponse(description="not_found"),
 }
-REJECTION_CODES = ("insufficient_balance, insufficient_liquidity, account_suspended, account_closed, market_halted, "
-                   "below_min_quantity, below_min_notional, above_max_notional, invalid_quantity_step")
+REJECTION_CODES = (
+    "insufficient_balance, insufficient_liquidity, account_suspended, account_closed, market_halted, "
+    "below_min_quantity, below_min_notional, above_max_notional, invalid_quantity_step"
+)
 
 
 class MarketListApi(APIView):
@@ -48,8 +51,11 @@ class MarketListApi(APIView):
 class MarketDetailApi(APIView):
     permission_classes = [ReadScope]
 
-    @extend_schema(responses={200: MarketOut, **COMMON_ERRORS}, tags=["markets"],
-                   summary='Price, bid, ask and trading rules ("BTC/USD" is accepted for "BTC-USD")')
+    @extend_schema(
+        responses={200: MarketOut, **COMMON_ERRORS},
+        tags=["markets"],
+        summary='Price, bid, ask and trading rules ("BTC/USD" is accepted for "BTC-USD")',
+    )
     def get(self, request: Request, symbol: str) -> Response:
         return Response(MarketOut(selectors.market_get(symbol=symbol)).data)
 
@@ -57,13 +63,18 @@ class MarketDetailApi(APIView):
 class MarketPriceApi(APIView):
     permission_classes = [OperatorScope]
 
-    @extend_schema(request=MarketPriceIn, responses={200: MarketOut, **COMMON_ERRORS}, tags=["operator"],
-                   summary="Set a market's reference price (operator)")
+    @extend_schema(
+        request=MarketPriceIn,
+        responses={200: MarketOut, **COMMON_ERRORS},
+        tags=["operator"],
+        summary="Set a market's reference price (operator)",
+    )
     def post(self, request: Request, symbol: str) -> Response:
         market = selectors.market_get(symbol=symbol)
         data = raise_validation(MarketPriceIn(data=request.data))
-        market = services.market_set_price(market=market, price=data["price"], actor=request.user,
-                                           reason=data["reason"])
+        market = services.market_set_price(
+            market=market, price=data["price"], actor=request.user, reason=data["reason"]
+        )
         return Response(MarketOut(market).data)
 
 
@@ -75,8 +86,9 @@ class _MarketStatusApi(APIView):
     def post(self, request: Request, symbol: str) -> Response:
         market = selectors.market_get(symbol=symbol)
         data = raise_validation(MarketStatusIn(data=request.data))
-        market = services.market_set_status(market=market, status=self.target_status, actor=request.user,
-                                            reason=data["reason"])
+        market = services.market_set_status(
+            market=market, status=self.target_status, actor=request.user, reason=data["reason"]
+        )
         return Response(MarketOut(market).data)
 
 
@@ -92,8 +104,12 @@ class OrderListCreateApi(APIView):
     def get_permissions(self) -> list[Any]:
         return [TradeScope()] if self.request.method == "POST" else [ReadScope()]
 
-    @extend_schema(parameters=[OrderFilterIn], responses={200: OrderOut(many=True), **COMMON_ERRORS},
-                   tags=["orders"], summary="Orders, newest first (cursor pagination)")
+    @extend_schema(
+        parameters=[OrderFilterIn],
+        responses={200: OrderOut(many=True), **COMMON_ERRORS},
+        tags=["orders"],
+        summary="Orders, newest first (cursor pagination)",
+    )
     def get(self, request: Request) -> Response:
         filters = raise_validation(OrderFilterIn(data=request.query_params))
         filters.pop("cursor", None)
@@ -108,8 +124,10 @@ class OrderListCreateApi(APIView):
             200: OpenApiResponse(OrderOut, description="Idempotent replay of the same client_order_id"),
             **COMMON_ERRORS,
             409: OpenApiResponse(description="client_order_id_conflict"),
-            422: OpenApiResponse(description=f"Rejected and recorded; code is the reason: {REJECTION_CODES}. "
-                                             "details.order_id and details.order identify the stored order."),
+            422: OpenApiResponse(
+                description=f"Rejected and recorded; code is the reason: {REJECTION_CODES}. "
+                "details.order_id and details.order identify the stored order."
+            ),
         },
         tags=["orders"],
         summary="Place a market order; it fills at once against the house or is rejected",
@@ -121,16 +139,23 @@ class OrderListCreateApi(APIView):
         market = selectors.market_get(symbol=data["symbol"])
         order, created = services.order_place(
             request=services.OrderRequest(
-                account=account, market=market, side=data["side"], order_type=data["order_type"],
-                quantity=data["quantity"], quote_quantity=data["quote_quantity"],
+                account=account,
+                market=market,
+                side=data["side"],
+                order_type=data["order_type"],
+                quantity=data["quantity"],
+                quote_quantity=data["quote_quantity"],
                 client_order_id=data["client_order_id"],
             ),
             actor=request.user,
         )
         body = OrderOut(order).data
         if order.status == OrderStatus.REJECTED:
-            raise errors.OrderRejected(order.reject_reason, order.reject_message or None,
-                                       details={"order_id": str(order.order_id), "order": body})
+            raise errors.OrderRejected(
+                order.reject_reason,
+                order.reject_message or None,
+                details={"order_id": str(order.order_id), "order": body},
+            )
         return Response(body, status=201 if created else 200)
 
 
@@ -142,8 +167,11 @@ class OrderDetailApi(APIView):
     def get(self, request: Request, order_id: str) -> Response:
         return Response(OrderOut(selectors.order_get(order_id=order_id, user=request.user, key=request.auth)).data)
 
-    @extend_schema(responses={200: OrderOut, **COMMON_ERRORS, 409: OpenApiResponse(description="order_not_cancelable")},
-                   tags=["orders"], summary="Cancel an order (market orders are final: 409)")
+    @extend_schema(
+        responses={200: OrderOut, **COMMON_ERRORS, 409: OpenApiResponse(description="order_not_cancelable")},
+        tags=["orders"],
+        summary="Cancel an order (market orders are final: 409)",
+    )
     def delete(self, request: Request, order_id: str) -> Response:
         order = selectors.order_get(order_id=order_id, user=request.user, key=None)
         order = services.order_cancel(order=order, actor=request.user)
@@ -153,8 +181,12 @@ class OrderDetailApi(APIView):
 class TradeListApi(APIView):
     permission_classes = [ReadScope]
 
-    @extend_schema(parameters=[TradeFilterIn], responses={200: TradeOut(many=True), **COMMON_ERRORS},
-                   tags=["orders"], summary="Trades (fills), newest first (cursor pagination)")
+    @extend_schema(
+        parameters=[TradeFilterIn],
+        responses={200: TradeOut(many=True), **COMMON_ERRORS},
+        tags=["orders"],
+        summary="Trades (fills), newest first (cursor pagination)",
+    )
     def get(self, request: Request) -> Response:
         filters = raise_validation(TradeFilterIn(data=request.query_params))
         filters.pop("cursor", None)

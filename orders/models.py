@@ -50,11 +50,14 @@ class Market(models.Model):
             models.CheckConstraint(
                 condition=Q(min_notional__lte=models.F("max_notional")), name="market_notional_range"
             ),
-            models.CheckConstraint(condition=Q(spread_bps__isnull=True) | Q(spread_bps__gte=0, spread_bps__lt=10000),
-                                   name="market_spread_range"),
-            models.CheckConstraint(condition=Q(taker_fee_bps__isnull=True) | Q(taker_fee_bps__gte=0,
-                                                                             taker_fee_bps__lt=10000),
-                                   name="market_fee_range"),
+            models.CheckConstraint(
+                condition=Q(spread_bps__isnull=True) | Q(spread_bps__gte=0, spread_bps__lt=10000),
+                name="market_spread_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(taker_fee_bps__isnull=True) | Q(taker_fee_bps__gte=0, taker_fee_bps__lt=10000),
+                name="market_fee_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -106,8 +109,9 @@ class Order(models.Model):
     fee_asset = models.ForeignKey("ledger.Asset", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     reject_reason = models.CharField(max_length=40, blank=True, default="")
     reject_message = models.CharField(max_length=300, blank=True, default="")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     filled_at = models.DateTimeField(null=True, blank=True)
@@ -116,15 +120,20 @@ class Order(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["account", "client_order_id"], condition=Q(client_order_id__isnull=False),
-                                    name="order_client_order_id_per_account"),
-            models.CheckConstraint(condition=Q(quantity__isnull=False) | Q(quote_quantity__isnull=False),
-                                   name="order_has_size"),
+            models.UniqueConstraint(
+                fields=["account", "client_order_id"],
+                condition=Q(client_order_id__isnull=False),
+                name="order_client_order_id_per_account",
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__isnull=False) | Q(quote_quantity__isnull=False), name="order_has_size"
+            ),
             models.CheckConstraint(
                 condition=Q(filled_quantity__gte=0) & Q(fee__gte=0), name="order_fills_non_negative"
             ),
-            models.CheckConstraint(condition=~Q(status="rejected") | ~Q(reject_reason=""),
-                                   name="order_rejection_has_reason"),
+            models.CheckConstraint(
+                condition=~Q(status="rejected") | ~Q(reject_reason=""), name="order_rejection_has_reason"
+            ),
         ]
         indexes = [
             models.Index(fields=["account", "-id"]),
@@ -160,8 +169,9 @@ class Trade(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(quantity__gt=0) & Q(price__gt=0) & Q(fee__gte=0),
-                                   name="trade_amounts_positive"),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0) & Q(price__gt=0) & Q(fee__gte=0), name="trade_amounts_positive"
+            ),
         ]
         indexes = [
             models.Index(fields=["account", "-id"]),

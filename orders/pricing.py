@@ -56,8 +56,9 @@ def price_fill(*, side: str, quantity: Decimal, price: Decimal, fee_bps: Decimal
     return Fill(side=side, quantity=quantity, price=price, quote_amount=quote_amount, fee=fee)
 
 
-def quantity_for_quote(*, side: str, quote_quantity: Decimal, price: Decimal, fee_bps: Decimal, step: Decimal,
-                       quote_quantum: Decimal) -> Decimal:
+def quantity_for_quote(
+    *, side: str, quote_quantity: Decimal, price: Decimal, fee_bps: Decimal, step: Decimal, quote_quantum: Decimal
+) -> Decimal:
     """The largest quantity on the step such that a buy spends at most ``quote_quantity`` including the fee,
     or a sell's gross proceeds are at most ``quote_quantity``."""
     if side == "buy":

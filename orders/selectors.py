@@ -19,7 +19,7 @@ _SYMBOL = re.compile(r"^([A-Za-z]{2,10})[-/_]([A-Za-z]{2,10})$")
 
 
 def symbol_normalize(symbol: Any) -> str:
-    """"BTC-USD", "BTC/USD", "btc_usd" -> "BTC-USD"."""
+    """ "BTC-USD", "BTC/USD", "btc_usd" -> "BTC-USD"."""
     match = _SYMBOL.match(str(symbol).strip())
     if not match:
         raise errors.UnknownSymbol(f"Unknown market symbol {symbol!r}.", details={"symbol": str(symbol)[:40]})
@@ -54,25 +54,45 @@ def _visible(qs: QuerySet[Any], *, user: Any, key: ApiKey | None) -> QuerySet[An
     return qs if actor_is_operator(key=key) else qs.filter(account__owner=user)
 
 
-def order_list(*, user: Any, key: ApiKey | None, account_id: uuid.UUID | None = None, symbol: str | None = None,
-               side: str | None = None, status: str | None = None, since: datetime | None = None,
-               until: datetime | None = None) -> QuerySet[Order]:
-    qs = _visible(Order.objects.select_related("account", "market", "market__base_asset", "market__quote_asset"),
-                  user=user, key=key)
+def order_list(
+    *,
+    user: Any,
+    key: ApiKey | None,
+    account_id: uuid.UUID | None = None,
+    symbol: str | None = None,
+    side: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Order]:
+    qs = _visible(
+        Order.objects.select_related("account", "market", "market__base_asset", "market__quote_asset"),
+        user=user,
+        key=key,
+    )
     return _filter(qs, account_id=account_id, symbol=symbol, side=side, status=status, since=since, until=until)
 
 
-def trade_list(*, user: Any, key: ApiKey | None, account_id: uuid.UUID | None = None, symbol: str | None = None,
-               side: str | None = None, since: datetime | None = None, until: datetime | None = None,
-               order_id: uuid.UUID | None = None) -> QuerySet[Trade]:
+def trade_list(
+    *,
+    user: Any,
+    key: ApiKey | None,
+    account_id: uuid.UUID | None = None,
+    symbol: str | None = None,
+    side: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    order_id: uuid.UUID | None = None,
+) -> QuerySet[Trade]:
     qs = _visible(Trade.objects.select_related("account", "market", "order", "journal_entry"), user=user, key=key)
     if order_id:
         qs = qs.filter(order__order_id=order_id)
     return _filter(qs, account_id=account_id, symbol=symbol, side=side, status=None, since=since, until=until)
 
 
-def _filter(qs: QuerySet[Any], *, account_id: Any, symbol: Any, side: Any, status: Any, since: Any,
-            until: Any) -> QuerySet[Any]:
+def _filter(
+    qs: QuerySet[Any], *, account_id: Any, symbol: Any, side: Any, status: Any, since: Any, until: Any
+) -> QuerySet[Any]:
     if account_id:
         qs = qs.filter(account__account_id=account_id)
     if symbol:
@@ -94,8 +114,11 @@ def order_get(*, order_id: Any, user: Any, key: ApiKey | None) -> Order:
     except ValueError:
         raise errors.NotFound("Order not found.", details={"order_id": str(order_id)[:64]}) from None
     order = (
-        _visible(Order.objects.select_related("account", "market", "market__base_asset", "market__quote_asset"),
-                 user=user, key=key)
+        _visible(
+            Order.objects.select_related("account", "market", "market__base_asset", "market__quote_asset"),
+            user=user,
+            key=key,
+        )
         .prefetch_related("fills")
         .filter(order_id=parsed)
         .first()

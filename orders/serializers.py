@@ -37,8 +37,11 @@ class MarketOut(serializers.Serializer):
     def _quotes(self, obj: Market) -> tuple[Decimal, Decimal]:
         from orders.services import effective_spread_bps
 
-        return quote_prices(reference=obj.reference_price, spread_bps=effective_spread_bps(obj),
-                            quote_quantum=asset_map()[obj.quote_asset_id].quantum)
+        return quote_prices(
+            reference=obj.reference_price,
+            spread_bps=effective_spread_bps(obj),
+            quote_quantum=asset_map()[obj.quote_asset_id].quantum,
+        )
 
     def get_price(self, obj: Market) -> str | None:
         return _fmt(obj.reference_price, obj.quote_asset_id)
@@ -150,8 +153,7 @@ class OrderIn(serializers.Serializer):
     order_type = serializers.CharField(max_length=20)
     quantity = AmountField(required=False, allow_null=True, default=None)
     quote_quantity = AmountField(required=False, allow_null=True, default=None)
-    client_order_id = serializers.RegexField(r"^[A-Za-z0-9._:\-]{1,64}$", required=False, allow_null=True,
-                                             default=None)
+    client_order_id = serializers.RegexField(r"^[A-Za-z0-9._:\-]{1,64}$", required=False, allow_null=True, default=None)
 
 
 class OrderFilterIn(serializers.Serializer):

@@ -84,8 +84,11 @@ def effective_spread_bps(market: Market) -> Decimal:
 
 
 def effective_fee_bps(market: Market) -> Decimal:
-    return (market.taker_fee_bps if market.taker_fee_bps is not None
-            else Decimal(get_config("trading.default_taker_fee_bps")))
+    return (
+        market.taker_fee_bps
+        if market.taker_fee_bps is not None
+        else Decimal(get_config("trading.default_taker_fee_bps"))
+    )
 
 
 def order_request_validate(*, request: OrderRequest) -> None:
@@ -122,8 +125,11 @@ def order_request_validate(*, request: OrderRequest) -> None:
 def _usd_value(market: Market, quote_amount: Decimal) -> Decimal:
     if market.quote_asset_id in ("USD", "USDT"):
         return quote_amount
-    price = Market.objects.filter(base_asset_id=market.quote_asset_id, quote_asset_id="USD").values_list(
-        "reference_price", flat=True).first()
+    price = (
+        Market.objects.filter(base_asset_id=market.quote_asset_id, quote_asset_id="USD")
+        .values_list("reference_price", flat=True)
+        .first()
+    )
     return quote_amount * price if price is not None else Decimal(0)
 
 
@@ -143,12 +149,18 @@ def _price(request: OrderRequest) -> tuple[Fill, Decimal, Decimal]:
     if request.quantity is not None:
         quantity = request.quantity
         if quantity % market.quantity_step != 0:
-            raise _Rejection("invalid_quantity_step",
-                             f"Quantity must be a multiple of {market.quantity_step.normalize():f}.")
+            raise _Rejection(
+                "invalid_quantity_step", f"Quantity must be a multiple of {market.quantity_step.normalize():f}."
+            )
     else:
-        quantity = quantity_for_quote(side=request.side, quote_quantity=request.quote_quantity or Decimal(0),
-                                      price=price, fee_bps=fee_bps, step=market.quantity_step,
-                                      quote_quantum=quote_quantum)
+        quantity = quantity_for_quote(
+            side=request.side,
+            quote_quantity=request.quote_quantity or Decimal(0),
+            price=price,
+            fee_bps=fee_bps,
+            step=market.quantity_step,
+            quote_quantum=quote_quantum,
+        )
     if quantity < market.min_quantity:
         raise _Rejection("below_min_quantity", f"Quantity is below the minimum {market.min_quantity.normalize():f}.")
     fill = price_fill(side=request.side, quantity=quantity, price=price, fee_bps=fee_bps, quote_quantum=quote_quantum)
@@ -167,9 +179,13 @@ def _house_legs(*, market: Market, fill: Fill) -> list[Leg]:
     import random
 
     base, quote = market.base_asset_id, market.quote_asset_id
-    books = list(LedgerAccount.objects.filter(
-        account__isnull=True, kind__in=(LedgerAccountKind.HOUSE_LIQUIDITY, LedgerAccountKind.FEE_REVENUE),
-        asset_id__in=(base, quote)).only("id", "kind", "asset_id", "shard", "balance", "account_id"))
+    books = list(
+        LedgerAccount.objects.filter(
+            account__isnull=True,
+            kind__in=(LedgerAccountKind.HOUSE_LIQUIDITY, LedgerAccountKind.FEE_REVENUE),
+            asset_id__in=(base, quote),
+        ).only("id", "kind", "asset_id", "shard", "balance", "account_id")
+    )
     house = {(b.asset_id, b.shard): b for b in books if b.kind == LedgerAccountKind.HOUSE_LIQUIDITY}
     fees = {b.shard: b for b in books if b.kind == LedgerAccountKind.FEE_REVENUE and b.asset_id == quote}
     give_asset, give = (base, fill.quantity) if fill.side == Side.BUY else (quote, fill.quote_amount)
@@ -192,8 +208,9 @@ def _house_legs(*, market: Market, fill: Fill) -> list[Leg]:
             remaining -= part
             primary = primary or shard
         if remaining > 0 or primary is None:
-            raise _Rejection("insufficient_liquidity",
-                             f"The exchange cannot supply {give.normalize():f} {give_asset} now.")
+            raise _Rejection(
+                "insufficient_liquidity", f"The exchange cannot supply {give.normalize():f} {give_asset} now."
+            )
     assert primary is not None
     legs.append(Leg(house[(take_asset, primary.shard)], take))
     if fill.fee:
@@ -213,7 +230,8 @@ def _customer_available(account: Account) -> dict[str, LedgerAccount]:
         cached = {
             la.asset_id: la
             for la in LedgerAccount.objects.filter(account=account, kind=LedgerAccountKind.CUSTOMER_AVAILABLE).only(
-                "id", "kind", "asset_id", "account_id")
+                "id", "kind", "asset_id", "account_id"
+            )
         }
         _CUSTOMER_LEDGER_ACCOUNTS[account.account_id] = cached
         if len(_CUSTOMER_LEDGER_ACCOUNTS) > _CUSTOMER_LEDGER_ACCOUNTS_MAX:
@@ -224,23 +242,34 @@ def _customer_available(account: Account) -> dict[str, LedgerAccount]:
 def _customer_legs(*, account: Account, market: Market, fill: Fill) -> list[Leg]:
     available = _customer_available(account)
     base_change = fill.quantity if fill.side == Side.BUY else -fill.quantity
-    return [Leg(available[market.base_asset_id], base_change),
-            Leg(available[market.quote_asset_id], fill.customer_quote_change)]
+    return [
+        Leg(available[market.base_asset_id], base_change),
+        Leg(available[market.quote_asset_id], fill.customer_quote_change),
+    ]
 
 
 def _reject(request: OrderRequest, *, actor: Any, reason: str, message: str, order_id: uuid.UUID) -> Order:
     order = Order(
-        order_id=order_id, account=request.account, market=request.market, side=request.side,
-        order_type=request.order_type, status=OrderStatus.REJECTED, quantity=request.quantity,
-        quote_quantity=request.quote_quantity, client_order_id=request.client_order_id,
-        request_hash=request.fingerprint(), reject_reason=reason, reject_message=message[:300],
+        order_id=order_id,
+        account=request.account,
+        market=request.market,
+        side=request.side,
+        order_type=request.order_type,
+        status=OrderStatus.REJECTED,
+        quantity=request.quantity,
+        quote_quantity=request.quote_quantity,
+        client_order_id=request.client_order_id,
+        request_hash=request.fingerprint(),
+        reject_reason=reason,
+        reject_message=message[:300],
         created_by=actor if getattr(actor, "pk", None) else None,
     )
     order._history_user = order.created_by  # type: ignore[attr-defined]
     order._change_reason = f"rejected: {reason}"  # type: ignore[attr-defined]
     order.save()
-    logger.info("order_rejected", order_id=str(order_id), reason=reason, symbol=request.market.symbol,
-                side=request.side)
+    logger.info(
+        "order_rejected", order_id=str(order_id), reason=reason, symbol=request.market.symbol, side=request.side
+    )
     return order
 
 
@@ -258,21 +287,42 @@ def _place(request: OrderRequest, *, actor: Any) -> Order:
     def record_fill(entry: Any) -> None:
         """The order and its trade, written before the house rows are touched (journal_post does those last)."""
         order = Order(
-            order_id=order_id, account=request.account, market=market, side=fill.side,
-            order_type=request.order_type, status=OrderStatus.FILLED, quantity=request.quantity,
-            quote_quantity=request.quote_quantity, client_order_id=request.client_order_id,
-            request_hash=request.fingerprint(), filled_quantity=fill.quantity, filled_quote=fill.quote_amount,
-            average_price=fill.price, fee=fill.fee, fee_asset_id=market.quote_asset_id,
-            created_by=actor if getattr(actor, "pk", None) else None, filled_at=timezone.now(),
+            order_id=order_id,
+            account=request.account,
+            market=market,
+            side=fill.side,
+            order_type=request.order_type,
+            status=OrderStatus.FILLED,
+            quantity=request.quantity,
+            quote_quantity=request.quote_quantity,
+            client_order_id=request.client_order_id,
+            request_hash=request.fingerprint(),
+            filled_quantity=fill.quantity,
+            filled_quote=fill.quote_amount,
+            average_price=fill.price,
+            fee=fill.fee,
+            fee_asset_id=market.quote_asset_id,
+            created_by=actor if getattr(actor, "pk", None) else None,
+            filled_at=timezone.now(),
         )
         order._history_user = order.created_by  # type: ignore[attr-defined]
         order.save()
         records["order"] = order
         records["trade"] = Trade.objects.create(
-            trade_id=trade_id, order=order, account=request.account, market=market, side=fill.side,
-            quantity=fill.quantity, price=fill.price, quote_amount=fill.quote_amount, fee=fill.fee,
-            fee_asset_id=market.quote_asset_id, reference_price=market.reference_price, spread_bps=spread,
-            fee_bps=fee_bps, journal_entry=entry,
+            trade_id=trade_id,
+            order=order,
+            account=request.account,
+            market=market,
+            side=fill.side,
+            quantity=fill.quantity,
+            price=fill.price,
+            quote_amount=fill.quote_amount,
+            fee=fill.fee,
+            fee_asset_id=market.quote_asset_id,
+            reference_price=market.reference_price,
+            spread_bps=spread,
+            fee_bps=fee_bps,
+            journal_entry=entry,
         )
 
     try:
@@ -283,9 +333,16 @@ def _place(request: OrderRequest, *, actor: Any) -> Order:
             memo=f"{fill.side} {fill.quantity.normalize():f} {market.symbol} @ {fill.price.normalize():f}",
             reference_type="trade",
             reference_id=str(trade_id),
-            metadata={"order_id": str(order_id), "trade_id": str(trade_id), "symbol": market.symbol,
-                      "side": fill.side, "quantity": f"{fill.quantity:f}", "price": f"{fill.price:f}",
-                      "quote_amount": f"{fill.quote_amount:f}", "fee": f"{fill.fee:f}"},
+            metadata={
+                "order_id": str(order_id),
+                "trade_id": str(trade_id),
+                "symbol": market.symbol,
+                "side": fill.side,
+                "quantity": f"{fill.quantity:f}",
+                "price": f"{fill.price:f}",
+                "quote_amount": f"{fill.quote_amount:f}",
+                "fee": f"{fill.fee:f}",
+            },
             before_books=record_fill,
         )
     except errors.InsufficientBalance as exc:
@@ -307,7 +364,8 @@ def _replay(request: OrderRequest) -> Order | None:
         return None
     if original.request_hash != request.fingerprint():
         raise errors.ClientOrderIdConflict(
-            details={"client_order_id": request.client_order_id, "order_id": str(original.order_id)})
+            details={"client_order_id": request.client_order_id, "order_id": str(original.order_id)}
+        )
     return original
 
 
@@ -331,9 +389,13 @@ def order_place(*, request: OrderRequest, actor: Any) -> tuple[Order, bool]:
             logger.info("order_retry", attempt=attempt, reason="liquidity_contention")
             if attempt == MAX_ATTEMPTS:
                 with transaction.atomic():
-                    return _reject(request, actor=actor, reason=errors.InsufficientLiquidity.code,
-                                   message=errors.InsufficientLiquidity.default_message,
-                                   order_id=uuid.uuid4()), True
+                    return _reject(
+                        request,
+                        actor=actor,
+                        reason=errors.InsufficientLiquidity.code,
+                        message=errors.InsufficientLiquidity.default_message,
+                        order_id=uuid.uuid4(),
+                    ), True
         except OperationalError as exc:
             sqlstate = getattr(exc.__cause__, "sqlstate", None)
             if not retryable or sqlstate not in RETRYABLE_SQLSTATES:
@@ -349,7 +411,8 @@ def order_cancel(*, order: Order, actor: Any) -> Order:
     """Cancel an order that can still be cancelled. Market orders never can: they end filled or rejected.
     Conditional update: of two concurrent cancels (or a cancel and a fill) only one wins."""
     updated = Order.objects.filter(pk=order.pk, status__in=CANCELABLE_STATUSES).update(
-        status=OrderStatus.CANCELLED, updated_at=timezone.now())
+        status=OrderStatus.CANCELLED, updated_at=timezone.now()
+    )
     if not updated:
         order.refresh_from_db(fields=["status"])
         raise errors.OrderNotCancelable(

@@ -63,8 +63,9 @@ def test_customer_cannot_open_an_account_for_someone_else(alice_client, bob):
 
 def test_operator_funds_withdraws_suspends_reactivates_and_closes(operator_client, alice_client, alice_account):
     url = f"/api/v1/accounts/{alice_account.account_id}"
-    deposit = operator_client.post(f"{url}/deposits", {"asset": "BTC", "amount": "0.25", "reason": "wire"},
-                                   format="json")
+    deposit = operator_client.post(
+        f"{url}/deposits", {"asset": "BTC", "amount": "0.25", "reason": "wire"}, format="json"
+    )
     assert deposit.status_code == 201
     assert deposit.json()["transaction"]["amount"] == "0.25000000"
     withdrawal = operator_client.post(f"{url}/withdrawals", {"asset": "BTC", "amount": "0.05"}, format="json")
@@ -91,8 +92,11 @@ def test_operator_funds_withdraws_suspends_reactivates_and_closes(operator_clien
 @pytest.mark.parametrize("action", ["deposits", "withdrawals", "adjustments", "suspend", "reactivate", "close"])
 def test_owner_keys_cannot_use_operator_actions(alice_client, alice_reader, alice_account, action):
     for client in (alice_client, alice_reader):
-        response = client.post(f"/api/v1/accounts/{alice_account.account_id}/{action}",
-                               {"asset": "USD", "amount": "1", "reason": "x"}, format="json")
+        response = client.post(
+            f"/api/v1/accounts/{alice_account.account_id}/{action}",
+            {"asset": "USD", "amount": "1", "reason": "x"},
+            format="json",
+        )
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "permission_denied"
     assert alice_account.balances.get(asset_id="USD").available == D("10000")

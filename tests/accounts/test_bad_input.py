@@ -78,8 +78,9 @@ def test_a_json_number_amount_is_read_exactly(operator_client, alice_account):
 
 @pytest.mark.parametrize("account_id", ["not-a-uuid", str(uuid.uuid4()), "1", "'; DROP TABLE x; --"])
 def test_unknown_account_id_answers_404(operator_client, account_id):
-    response = operator_client.post(f"/api/v1/accounts/{account_id}/deposits", {"asset": "USD", "amount": "1"},
-                                    format="json")
+    response = operator_client.post(
+        f"/api/v1/accounts/{account_id}/deposits", {"asset": "USD", "amount": "1"}, format="json"
+    )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
 
@@ -95,8 +96,9 @@ def test_foreign_account_id_answers_404_and_changes_nothing(bob_client, alice_ac
 
 def test_withdrawal_beyond_available_is_422_and_changes_nothing(operator_client, alice_account):
     before = money_snapshot()
-    response = operator_client.post(_url(alice_account, "withdrawals"), {"asset": "USD", "amount": "10000.01"},
-                                    format="json")
+    response = operator_client.post(
+        _url(alice_account, "withdrawals"), {"asset": "USD", "amount": "10000.01"}, format="json"
+    )
     assert response.status_code == 422
     body = response.json()["error"]
     assert body["code"] == "insufficient_balance"

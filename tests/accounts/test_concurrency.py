@@ -44,8 +44,12 @@ def test_twenty_concurrent_withdrawals_never_overdraw(postgres):
     account = make_account(owner=UserFactory(username="carol"), funds={"USD": "100.00"})
 
     # 20 x 7.00 = 140.00 asked for, 100.00 held: exactly 14 fit (98.00), 6 must be refused.
-    results = _race(20, lambda i: services.withdrawal_create(
-        account=account, asset="USD", amount="7.00", actor=operator, reason=f"race {i}"))
+    results = _race(
+        20,
+        lambda i: services.withdrawal_create(
+            account=account, asset="USD", amount="7.00", actor=operator, reason=f"race {i}"
+        ),
+    )
 
     done = [r for r in results if isinstance(r, JournalEntry)]
     refused = [r for r in results if isinstance(r, errors.InsufficientBalance)]
@@ -78,8 +82,9 @@ def test_concurrent_withdrawals_on_two_assets_and_deposits_stay_consistent(postg
     btc = account.balances.get(asset_id="BTC").available
     assert usd >= 0 and btc >= 0
     deposits = sum(1 for r in results if isinstance(r, JournalEntry) and r.kind == "deposit")
-    usd_out = sum(1 for r in results if isinstance(r, JournalEntry) and r.kind == "withdrawal"
-                  and r.metadata["asset"] == "USD")
+    usd_out = sum(
+        1 for r in results if isinstance(r, JournalEntry) and r.kind == "withdrawal" and r.metadata["asset"] == "USD"
+    )
     btc_out = sum(1 for r in results if isinstance(r, JournalEntry) and r.metadata["asset"] == "BTC")
     assert usd == D("50") + deposits - 3 * usd_out
     assert btc == D("0.5") - D("0.05") * btc_out

@@ -26,8 +26,9 @@ def test_deposit_withdraw_adjust_worked_example(alice, operator_user):
     }
 
     # 1. The operator deposits 1,000.00 USD: custody pays, alice's available USD receives.
-    deposit = services.deposit_create(account=account, asset="USD", amount="1000.00", actor=operator_user,
-                                      reason="wire 42")
+    deposit = services.deposit_create(
+        account=account, asset="USD", amount="1000.00", actor=operator_user, reason="wire 42"
+    )
     assert deposit.kind == EntryKind.DEPOSIT and deposit.actor == operator_user and deposit.memo == "wire 42"
     assert lines_of(deposit) == [
         ("customer_available", "USD", "alice-main", D("1000")),
@@ -35,8 +36,9 @@ def test_deposit_withdraw_adjust_worked_example(alice, operator_user):
     ]
 
     # 2. alice withdraws 250.50 USD: the reverse movement.
-    withdrawal = services.withdrawal_create(account=account, asset="USD", amount="250.50", actor=operator_user,
-                                            reason="payout")
+    withdrawal = services.withdrawal_create(
+        account=account, asset="USD", amount="250.50", actor=operator_user, reason="payout"
+    )
     assert lines_of(withdrawal) == [
         ("customer_available", "USD", "alice-main", D("-250.50")),
         ("external", "USD", "shard0", D("250.50")),
@@ -45,10 +47,12 @@ def test_deposit_withdraw_adjust_worked_example(alice, operator_user):
     # 3. Two operator adjustments: a 0.50 USD fee refund and a 0.00000001 BTC correction downwards after a
     #    0.001 BTC deposit.
     services.deposit_create(account=account, asset="BTC", amount="0.001", actor=operator_user)
-    refund = services.adjustment_create(account=account, asset="USD", amount="0.50", actor=operator_user,
-                                        reason="fee refund")
-    correction = services.adjustment_create(account=account, asset="BTC", amount="-0.00000001",
-                                            actor=operator_user, reason="dust correction")
+    refund = services.adjustment_create(
+        account=account, asset="USD", amount="0.50", actor=operator_user, reason="fee refund"
+    )
+    correction = services.adjustment_create(
+        account=account, asset="BTC", amount="-0.00000001", actor=operator_user, reason="dust correction"
+    )
     assert lines_of(refund) == [
         ("customer_available", "USD", "alice-main", D("0.50")),
         ("external", "USD", "shard0", D("-0.50")),
@@ -81,15 +85,16 @@ def test_deposit_withdraw_adjust_worked_example(alice, operator_user):
 
 def test_idempotent_deposit_is_applied_once(alice, operator_user):
     account = make_account(owner=alice)
-    first = services.deposit_create(account=account, asset="ETH", amount="1.5", actor=operator_user,
-                                    idempotency_key="wire-7")
-    again = services.deposit_create(account=account, asset="ETH", amount="1.5", actor=operator_user,
-                                    idempotency_key="wire-7")
+    first = services.deposit_create(
+        account=account, asset="ETH", amount="1.5", actor=operator_user, idempotency_key="wire-7"
+    )
+    again = services.deposit_create(
+        account=account, asset="ETH", amount="1.5", actor=operator_user, idempotency_key="wire-7"
+    )
     assert again.pk == first.pk
     assert balances_of(account)["ETH"] == (D("1.5"), D("0"))
     with pytest.raises(errors.IdempotencyConflict):
-        services.deposit_create(account=account, asset="ETH", amount="2", actor=operator_user,
-                                idempotency_key="wire-7")
+        services.deposit_create(account=account, asset="ETH", amount="2", actor=operator_user, idempotency_key="wire-7")
 
 
 def test_suspended_account_receives_deposits_but_cannot_withdraw(alice, operator_user):

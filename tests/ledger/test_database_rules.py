@@ -115,8 +115,10 @@ def test_negative_balances_are_refused_by_check_constraints(funded):
     with pytest.raises(IntegrityError):
         _sql("UPDATE accounts_balance SET available = -1 WHERE account_id = %s AND asset_id = 'USD'", [funded.pk])
     with pytest.raises(IntegrityError):
-        _sql("UPDATE ledger_ledgeraccount SET balance = -1 WHERE kind = 'house_liquidity' AND asset_id = 'BTC'"
-             " AND shard = 0")
+        _sql(
+            "UPDATE ledger_ledgeraccount SET balance = -1 WHERE kind = 'house_liquidity' AND asset_id = 'BTC'"
+            " AND shard = 0"
+        )
 
 
 def test_service_still_posts_after_refusals(funded, operator_user):

@@ -72,16 +72,16 @@ def test_order_on_another_users_account_is_404(bob_client, alice_account):
 
 
 def test_read_key_cannot_place_orders(alice_reader, alice_account):
-    response = alice_reader.post("/api/v1/orders", {"account_id": str(alice_account.account_id), **GOOD},
-                                 format="json")
+    response = alice_reader.post("/api/v1/orders", {"account_id": str(alice_account.account_id), **GOOD}, format="json")
     assert response.status_code == 403
     assert Order.objects.count() == 0
 
 
 def test_operator_key_cannot_trade_on_customer_accounts(operator_client, alice_account):
     """Operators run the books; they do not place orders on customers' behalf."""
-    response = operator_client.post("/api/v1/orders", {"account_id": str(alice_account.account_id), **GOOD},
-                                    format="json")
+    response = operator_client.post(
+        "/api/v1/orders", {"account_id": str(alice_account.account_id), **GOOD}, format="json"
+    )
     assert response.status_code == 403
     assert Order.objects.count() == 0
 

@@ -38,8 +38,9 @@ def test_sixteen_concurrent_clients_cannot_overdraw_or_lose_orders(postgres, liv
     key = make_key(user=trader, scopes=["trade"])
     # Four shared accounts with little money: many orders must be refused for insufficient balance.
     accounts = [
-        make_account(owner=trader, label=f"shared-{i}",
-                     funds={"USD": "600", "USDT": "600", "BTC": "0.01", "ETH": "0.1"})
+        make_account(
+            owner=trader, label=f"shared-{i}", funds={"USD": "600", "USDT": "600", "BTC": "0.01", "ETH": "0.1"}
+        )
         for i in range(4)
     ]
 
@@ -49,15 +50,19 @@ def test_sixteen_concurrent_clients_cannot_overdraw_or_lose_orders(postgres, liv
 
     def client(n: int) -> None:
         rng = random.Random(n)
-        with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Api-Key {key}"},
-                          timeout=30) as http:
+        with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Api-Key {key}"}, timeout=30) as http:
             i = 0
             while time.monotonic() < deadline and i < 400:
                 i += 1
                 symbol, qty = rng.choice(MARKETS)
-                body = {"account_id": str(rng.choice(accounts).account_id), "symbol": symbol,
-                        "side": rng.choice(["buy", "sell"]), "order_type": "market",
-                        "quantity": str(D(qty) * rng.randint(1, 5)), "client_order_id": f"c{n}-{i}"}
+                body = {
+                    "account_id": str(rng.choice(accounts).account_id),
+                    "symbol": symbol,
+                    "side": rng.choice(["buy", "sell"]),
+                    "order_type": "market",
+                    "quantity": str(D(qty) * rng.randint(1, 5)),
+                    "client_order_id": f"c{n}-{i}",
+                }
                 response = http.post("/api/v1/orders", json=body)
                 with lock:
                     answered.append((response.status_code, response.json()))
@@ -113,8 +118,14 @@ def test_racing_for_scarce_house_liquidity_never_overdraws_the_house(postgres):
         try:
             barrier.wait(timeout=10)
             order, _ = order_place(
-                request=OrderRequest(account=buyers[i], market=market, side="buy", order_type="market",
-                                     quantity=D("0.01"), quote_quantity=None),
+                request=OrderRequest(
+                    account=buyers[i],
+                    market=market,
+                    side="buy",
+                    order_type="market",
+                    quantity=D("0.01"),
+                    quote_quantity=None,
+                ),
                 actor=None,
             )
             results[i] = order

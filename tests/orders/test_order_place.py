@@ -44,7 +44,11 @@ def test_market_buy_of_0_1_btc_with_10000_usd(alice_client, alice_account, house
     assert body["reject_reason"] is None and body["filled_at"] is not None
     [fill] = body["fills"]
     assert (fill["quantity"], fill["price"], fill["quote_amount"], fill["fee"]) == (
-        "0.10000000", "65032.50", "6503.25", "6.51")
+        "0.10000000",
+        "65032.50",
+        "6503.25",
+        "6.51",
+    )
     assert fill["reference_price"] == "65000.00"
 
     # 10,000.00 - 6,503.25 - 6.51 = 3,490.24 USD left; 0.1 BTC received.
@@ -118,10 +122,12 @@ def test_cross_pair_eth_btc_settles_in_btc(alice_client, alice, house):
 
 
 def test_idempotent_retry_returns_the_original_order_without_a_second_fill(alice_client, alice_account, house):
-    first = order(alice_client, alice_account, symbol="BTC-USD", side="buy", quantity="0.01",
-                  client_order_id="bot-1-0001")
-    again = order(alice_client, alice_account, symbol="BTC-USD", side="buy", quantity="0.01",
-                  client_order_id="bot-1-0001")
+    first = order(
+        alice_client, alice_account, symbol="BTC-USD", side="buy", quantity="0.01", client_order_id="bot-1-0001"
+    )
+    again = order(
+        alice_client, alice_account, symbol="BTC-USD", side="buy", quantity="0.01", client_order_id="bot-1-0001"
+    )
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json() == first.json()
     assert Trade.objects.count() == 1

@@ -24,8 +24,16 @@ def free_port() -> int:
 class ServiceProcess:
     """``manage.py serve`` in a subprocess bound to 127.0.0.1, with its output captured to a file."""
 
-    def __init__(self, *, database_url: str, log_dir: Path, env: dict[str, str] | None = None, workers: int = 1,
-                 settings_module: str = "exchange.settings.local", extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
+        settings_module: str = "exchange.settings.local",
+        extra_args: list[str] | None = None,
+    ) -> None:
         self.http_port = free_port()
         self.grpc_port = free_port()
         self.log_path = log_dir / f"service-{self.http_port}.log"

@@ -15,8 +15,9 @@ class Command(BaseCommand):
     help = "Seed the demo data set if no account exists yet."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--keys-file", default=settings.DEMO_API_KEYS_FILE,
-                            help="where new demo API keys are written (mode 0600)")
+        parser.add_argument(
+            "--keys-file", default=settings.DEMO_API_KEYS_FILE, help="where new demo API keys are written (mode 0600)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if Account.objects.exists():

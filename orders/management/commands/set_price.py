@@ -28,13 +28,16 @@ class Command(BaseCommand):
         try:
             market = market_get(symbol=options["symbol"])
             if options["price"]:
-                market = market_set_price(market=market, price=options["price"], actor=None,
-                                           reason=options["reason"] or "set_price command")
+                market = market_set_price(
+                    market=market, price=options["price"], actor=None, reason=options["reason"] or "set_price command"
+                )
             if options["halt"] or options["resume"]:
                 status = MarketStatus.HALTED if options["halt"] else MarketStatus.TRADING
-                market = market_set_status(market=market, status=status, actor=None,
-                                           reason=options["reason"] or "set_price command")
+                market = market_set_status(
+                    market=market, status=status, actor=None, reason=options["reason"] or "set_price command"
+                )
         except errors.ExchangeError as exc:
             raise CommandError(f"{exc.code}: {exc.message}") from exc
-        self.stdout.write(f"{market.symbol}: price {market.reference_price.normalize():f} "
-                          f"{market.quote_asset_id}, {market.status}")
+        self.stdout.write(
+            f"{market.symbol}: price {market.reference_price.normalize():f} {market.quote_asset_id}, {market.status}"
+        )
