@@ -22,7 +22,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from exchange import errors
@@ -159,8 +158,13 @@ def _settle_book_balances(legs: Sequence[Leg]) -> None:
                 )
                 updated = cursor.rowcount
         else:
-            # SQLite: the IMMEDIATE transaction already holds the database's write lock.
-            updated = sum(LedgerAccount.objects.filter(pk=pk).update(balance=F("balance") + deltas[pk]) for pk in ids)
+            # SQLite: the IMMEDIATE transaction already holds the database's write lock, so read, add in Decimal
+            # (SQLite's own arithmetic on these columns is floating point) and write back.
+            rows = list(LedgerAccount.objects.filter(pk__in=ids).order_by("pk"))
+            for row in rows:
+                row.balance += deltas[row.pk]
+            LedgerAccount.objects.bulk_update(rows, ["balance"])
+            updated = len(rows)
     except IntegrityError as exc:
         if "ledger_account_balance_non_negative" in str(exc):
             raise errors.LiquidityContention(details={"ledger_accounts": ids}) from exc

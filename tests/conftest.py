@@ -19,15 +19,27 @@ _DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_d
 
 
 @pytest.fixture(autouse=True)
-def _reference_data(request: pytest.FixtureRequest) -> None:
+def _reference_data(request: pytest.FixtureRequest) -> Iterator[None]:
     """Assets, house books (and markets): created by migrations, but a transactional test's flush empties every
-    table, so tests that use the database get them back here (idempotent, a handful of queries)."""
+    table, so tests that use the database get them back here (idempotent, a handful of queries).
+
+    After the test, the books must still reconcile: whatever a test did through the product's code, every cached
+    balance equals the ledger and every entry balances. Tests that corrupt the books on purpose say so with
+    ``@pytest.mark.corrupts_ledger``."""
     if not (request.node.get_closest_marker("django_db") or _DB_FIXTURES & set(request.fixturenames)):
+        yield
         return
     request.getfixturevalue("_django_db_helper")
     from exchange.reference_data import ensure_all_reference_data
 
     ensure_all_reference_data()
+    yield
+    if request.node.get_closest_marker("corrupts_ledger"):
+        return
+    from ledger.reconciliation import reconcile
+
+    report = reconcile()
+    assert report.ok, f"the books do not reconcile after this test: {report.discrepancies}"
 
 
 @pytest.fixture

@@ -77,6 +77,7 @@ def test_an_entry_with_a_single_posting_is_refused(funded):
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
+@pytest.mark.corrupts_ledger
 def test_a_balanced_raw_entry_is_accepted(funded):
     """The trigger is not simply refusing everything: a balanced entry passes."""
     external = LedgerAccount.objects.get(kind="external", asset_id="USD")

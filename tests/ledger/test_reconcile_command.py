@@ -89,6 +89,7 @@ def test_json_report_parses_and_says_ok(busy_books):
         assert Decimal(groups["sum"]) == 0, asset
 
 
+@pytest.mark.corrupts_ledger
 def test_a_customer_balance_changed_behind_the_ledgers_back_fails_and_is_named(busy_books):
     account = busy_books["bob_main"]
     Balance.objects.filter(account=account, asset_id="ETH").update(available=Decimal("1000"))
@@ -104,6 +105,7 @@ def test_a_customer_balance_changed_behind_the_ledgers_back_fails_and_is_named(b
     assert "cached_available=1000" in line
 
 
+@pytest.mark.corrupts_ledger
 def test_a_locked_balance_changed_behind_the_ledgers_back_is_found_too(busy_books):
     account = busy_books["alice_main"]
     Balance.objects.filter(account=account, asset_id="BTC").update(locked=Decimal("0.5"))
@@ -119,6 +121,7 @@ def test_a_locked_balance_changed_behind_the_ledgers_back_is_found_too(busy_book
     assert Decimal(problem["ledger_locked"]) == 0
 
 
+@pytest.mark.corrupts_ledger
 def test_a_house_book_changed_behind_the_ledgers_back_fails_as_book_balance_mismatch(busy_books):
     shard = LedgerAccount.objects.get(kind=LedgerAccountKind.HOUSE_LIQUIDITY, asset_id="BTC", shard=3)
     LedgerAccount.objects.filter(pk=shard.pk).update(balance=shard.balance + Decimal("7"))

@@ -47,6 +47,7 @@ def test_operator_gets_an_ok_report_with_checks_and_totals(operator_client, boug
     assert report["totals"]["USD"]["fees"] == "6.51" and report["totals"]["USD"]["sum"] == "0"
 
 
+@pytest.mark.corrupts_ledger
 def test_a_broken_settlement_answers_200_with_ok_false_naming_the_trade(operator_client, bought):
     trade_id = bought["fills"][0]["trade_id"]
     Trade.objects.filter(trade_id=trade_id).update(quantity=D("0.2"))

@@ -80,6 +80,7 @@ def test_settled_trading_reconciles_and_the_settlement_checks_ran(traded):
     assert report.checks["rejected_orders"] == 1
 
 
+@pytest.mark.corrupts_ledger
 @pytest.mark.postgres
 def test_an_edited_journal_line_fails_reconciliation_naming_the_entry_and_trade(traded, postgres):
     trade = Trade.objects.get(trade_id=traded["buy"]["fills"][0]["trade_id"])
@@ -108,6 +109,7 @@ def test_an_edited_journal_line_fails_reconciliation_naming_the_entry_and_trade(
     assert {p["check"] for p in report.discrepancies} == {"trade_postings_mismatch", "book_balance_mismatch"}
 
 
+@pytest.mark.corrupts_ledger
 @pytest.mark.postgres
 def test_an_unbalancing_edit_is_named_too(traded, postgres):
     trade = Trade.objects.get(trade_id=traded["sell"]["fills"][0]["trade_id"])
@@ -129,6 +131,7 @@ def test_an_unbalancing_edit_is_named_too(traded, postgres):
     assert problems(report, "entry_unbalanced") and problems(report, "customer_balance_mismatch")
 
 
+@pytest.mark.corrupts_ledger
 def test_a_changed_trade_price_fails_reconciliation_naming_the_trade(traded):
     trade_id = traded["buy"]["fills"][0]["trade_id"]
     Trade.objects.filter(trade_id=trade_id).update(price=D("65000.00"))
@@ -152,6 +155,7 @@ def test_a_changed_trade_price_fails_reconciliation_naming_the_trade(traded):
     assert all(p["trade_id"] == trade_id for p in problems(report, "trade_pricing_mismatch"))
 
 
+@pytest.mark.corrupts_ledger
 def test_a_changed_trade_quantity_disagrees_with_its_postings_and_order(traded):
     trade_id = traded["cross"]["fills"][0]["trade_id"]
     Trade.objects.filter(trade_id=trade_id).update(quantity=D("2"))
@@ -164,6 +168,7 @@ def test_a_changed_trade_quantity_disagrees_with_its_postings_and_order(traded):
     assert filled["order_id"] == traded["cross"]["order_id"] and D(filled["trades"]) == 2
 
 
+@pytest.mark.corrupts_ledger
 def test_a_filled_order_whose_trade_is_gone_is_flagged_and_its_entry_orphaned(traded):
     trade = Trade.objects.get(trade_id=traded["sell"]["fills"][0]["trade_id"])
     entry_id = str(trade.journal_entry.entry_id)
@@ -177,6 +182,7 @@ def test_a_filled_order_whose_trade_is_gone_is_flagged_and_its_entry_orphaned(tr
     assert orphan["entry_id"] == entry_id and orphan["trade_id"] == traded["sell"]["fills"][0]["trade_id"]
 
 
+@pytest.mark.corrupts_ledger
 def test_an_order_whose_fill_figures_were_changed_is_flagged(traded):
     Order.objects.filter(order_id=traded["buy"]["order_id"]).update(filled_quantity=D("0.2"), fee=D("0"))
 
@@ -188,6 +194,7 @@ def test_an_order_whose_fill_figures_were_changed_is_flagged(traded):
     assert fields == {"filled_quantity", "fee"}
 
 
+@pytest.mark.corrupts_ledger
 def test_a_trade_entry_without_a_trade_is_flagged(traded, alice_account, operator_user):
     available, _ = customer_ledger_accounts(account_id=alice_account.pk, asset_code="USD")
     entry = journal_post(
@@ -203,6 +210,7 @@ def test_a_trade_entry_without_a_trade_is_flagged(traded, alice_account, operato
     assert orphan["entry_id"] == str(entry.entry_id) and orphan["kind"] == "trade"
 
 
+@pytest.mark.corrupts_ledger
 def test_a_second_entry_for_a_trade_is_flagged_as_settling_it_twice(traded, alice_account, operator_user):
     trade_id = traded["buy"]["fills"][0]["trade_id"]
     available, _ = customer_ledger_accounts(account_id=alice_account.pk, asset_code="BTC")
@@ -221,6 +229,7 @@ def test_a_second_entry_for_a_trade_is_flagged_as_settling_it_twice(traded, alic
     assert twice["settled_by"] == str(Trade.objects.get(trade_id=trade_id).journal_entry.entry_id)
 
 
+@pytest.mark.corrupts_ledger
 def test_a_rejected_order_given_a_trade_and_an_entry_is_flagged(traded, alice_account, operator_user):
     rejected = Order.objects.get(order_id=traded["rejected"]["order_id"])
     assert rejected.status == OrderStatus.REJECTED
@@ -267,6 +276,7 @@ def test_a_rejected_order_given_a_trade_and_an_entry_is_flagged(traded, alice_ac
     assert all(p["order_id"] == str(rejected.order_id) for p in problems(report, "rejected_order_has_entry"))
 
 
+@pytest.mark.corrupts_ledger
 def test_the_reconcile_command_fails_and_names_the_trade(traded):
     trade_id = traded["sell"]["fills"][0]["trade_id"]
     Trade.objects.filter(trade_id=trade_id).update(fee=D("0"))
