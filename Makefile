@@ -35,3 +35,8 @@ typecheck: venv
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache .mypy_cache
+
+# Load benchmark on a throw-away PostgreSQL database (docs/benchmarks.md); BENCH_ARGS="--seconds 20 --profile".
+.PHONY: bench
+bench: venv
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

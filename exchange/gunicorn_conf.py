@@ -17,6 +17,8 @@ logconfig_dict = settings.LOGGING | {
 }
 accesslog = None
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+# Threads per worker; only the gthread worker class uses more than one.
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 # Requests finishing when SIGTERM arrives get this long before workers are killed.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))

@@ -1,0 +1,761 @@
+"""Load benchmark of the order path, with the database's and the framework's ceilings measured in the same run.
+
+    .venv/bin/python benchmarks/run.py                  # 16 clients, 15 s per phase (make bench)
+    .venv/bin/python benchmarks/run.py --clients 16 --seconds 20 --profile
+
+What one run does, on this machine only (every connection goes to 127.0.0.1):
+1. creates a fresh PostgreSQL database (dropped at the end), migrates it and seeds it through the services
+   (house liquidity; per client a user, a trade API key and a funded account; accounts for the SQL baseline);
+2. starts the service with ``manage.py serve`` (gunicorn, production settings plus one benchmark-only route from
+   ``benchmarks/bench_settings.py``) on free loopback ports;
+3. phases, each bounded by ``--seconds`` and ``--max-requests``:
+   * ``service``: N keep-alive clients place random small market buys and sells on every market;
+   * ``drf_trivial``: the same clients POST the same bodies to an authenticated DRF view that does nothing;
+   * ``profile`` (with ``--profile``): the service load again while py-spy samples every gunicorn worker;
+   * ``sql``: the same fill as plain SQL in one transaction on N connections (the database's ceiling), and
+     ``sql_hot``: the same with every fill on house shard 0 (one hot row per asset);
+4. stops the service, runs ``manage.py reconcile`` on the database, prints a table and the ratios, and writes
+   ``benchmarks/results/latest.json``.
+Every process it starts is stopped by pid, and the database dropped, also when a step fails or on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[0] = str(ROOT)  # import benchmarks.* as a package; never shadow the standard library with our modules
+
+import httpx  # noqa: E402
+import psycopg  # noqa: E402
+
+from benchmarks.load import PhaseStats, build_request, run_phase  # noqa: E402
+from benchmarks.sql_baseline import run_sql_phase  # noqa: E402
+from benchmarks.workload import random_order  # noqa: E402
+
+PYTHON = sys.executable
+RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
+# The goals of the "performance under load" issue.
+GOALS = {"orders_per_s": 1000, "p99_ms": 50, "errors": 0}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --- processes -----------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def descendants(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (from /proc), so what we started can be stopped by pid and nothing else."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, frontier = [], [pid]
+    while frontier:
+        for child in children.get(frontier.pop(), []):
+            found.append(child)
+            frontier.append(child)
+    return found
+
+
+class Started:
+    """The processes this run started; ``stop_all`` ends them (and their children) by pid, newest first."""
+
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen[bytes], float]] = []
+
+    def add(self, name: str, proc: subprocess.Popen[bytes], grace: float) -> subprocess.Popen[bytes]:
+        self.procs.append((name, proc, grace))
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], grace: float) -> int | None:
+        if proc.poll() is not None:
+            return proc.returncode
+        family = descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)  # serve: gunicorn drains, gRPC stops, exit 0
+        try:
+            return proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            for pid in [proc.pid, *family, *descendants(proc.pid)]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            return proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        while self.procs:
+            name, proc, grace = self.procs.pop()
+            try:
+                self.stop(proc, grace)
+            except Exception as exc:  # keep stopping the others
+                print(f"warning: could not stop {name} (pid {proc.pid}): {exc}", file=sys.stderr)
+        # Anything of ours still alive (a gunicorn worker orphaned by a crash) is a child of this process.
+        for pid in descendants(os.getpid()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+# --- CPU accounting: who used the two cores during a phase ---------------------------------------------------
+
+
+def _proc_cpu(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])
+    return (total - idle) / CLK_TCK, total / CLK_TCK
+
+
+def _backend_state(state: str | None, wait: str | None) -> str:
+    """What a backend is doing: the question is whether it works, waits for a lock, or waits for the client."""
+    if state == "active":
+        if wait == "Lock":
+            return "active, waiting for a row lock"
+        if wait in ("IO", "LWLock"):
+            return "active, waiting for I/O or an LWLock (WAL flush at commit ...)"
+        return "active"
+    if state in ("idle in transaction", "idle in transaction (aborted)"):
+        return "idle in transaction (waiting for the client)"
+    return "idle"
+
+
+def wait_for_quiet(max_wait: float, threshold: float = 0.3) -> dict[str, Any]:
+    """Wait (at most ``max_wait`` seconds) until the rest of the machine uses less than ``threshold`` cores over a
+    second: on a shared machine, a neighbour's test suite would otherwise be measured along with the service."""
+    started = time.monotonic()
+    while True:
+        busy0, _ = _machine_busy()
+        time.sleep(1.0)
+        busy = _machine_busy()[0] - busy0
+        waited = time.monotonic() - started
+        if busy < threshold or waited >= max_wait:
+            return {"busy_cores": round(busy, 2), "waited_s": round(waited, 1), "quiet": busy < threshold}
+
+
+class CpuMeter:
+    """CPU used per group of processes during a phase, in cores (1.0 = one core busy for the whole phase).
+
+    Groups: this process (the load generator, or the SQL baseline's threads), the service (serve and its gunicorn
+    tree), and the PostgreSQL backends connected to the benchmark database. Backends come and go with the SQL
+    baseline's connections, so a thread samples every process every half second and keeps each one's first and
+    last reading; a process born during the phase counts from zero. "other" is the rest of the machine: PostgreSQL's
+    background processes, the kernel and whatever else runs on it (other people's test suites included).
+    """
+
+    def __init__(self, *, service_pid: int | None, admin_dsn: str, db_name: str) -> None:
+        self.service_pid, self.db_name = service_pid, db_name
+        self.conn = psycopg.connect(admin_dsn, autocommit=True)
+        self.first: dict[tuple[str, int], float] = {}
+        self.last: dict[tuple[str, int], float] = {}
+        self.done = threading.Event()
+        self.sampler = threading.Thread(target=self._sample_until_done, daemon=True)
+        self.t0: float | None = None
+        self.snapshots = 0
+        self.states: Counter[str] = Counter()
+
+    def _groups(self) -> dict[str, list[int]]:
+        groups = {"load_generator": [os.getpid()], "service": [], "postgres_backends": []}
+        if self.service_pid is not None:
+            groups["service"] = [self.service_pid, *descendants(self.service_pid)]
+        rows = self.conn.execute(
+            "SELECT pid, state, wait_event_type FROM pg_stat_activity WHERE datname = %s", [self.db_name]
+        ).fetchall()
+        groups["postgres_backends"] = [pid for pid, _, _ in rows]
+        if self.t0 is not None:  # during the phase: what the backends are doing, one snapshot per sample
+            self.snapshots += 1
+            for _, state, wait in rows:
+                self.states[_backend_state(state, wait)] += 1
+        return groups
+
+    def _sample(self, initial: bool = False) -> None:
+        for group, pids in self._groups().items():
+            for pid in pids:
+                used = _proc_cpu(pid)
+                if used is None:
+                    continue
+                self.first.setdefault((group, pid), used if initial else 0.0)
+                self.last[(group, pid)] = used
+
+    def _sample_until_done(self) -> None:
+        while not self.done.wait(0.5):
+            try:
+                self._sample()
+            except psycopg.Error:
+                return  # a phase's measurement must never break the phase
+
+    def start(self) -> None:
+        self.load0 = os.getloadavg()[0]
+        self._sample(initial=True)
+        self.busy0, _ = _machine_busy()
+        self.t0 = time.monotonic()
+        self.sampler.start()
+
+    def stop(self) -> dict[str, Any]:
+        self._sample()
+        elapsed = time.monotonic() - self.t0
+        busy1, _ = _machine_busy()
+        self.done.set()
+        self.sampler.join()
+        self.conn.close()
+        result: dict[str, Any] = {"load_generator": 0.0, "service": 0.0, "postgres_backends": 0.0}
+        for (group, pid), used in self.last.items():
+            result[group] += (used - self.first[(group, pid)]) / elapsed
+        machine = (busy1 - self.busy0) / elapsed
+        accounted = sum(result.values())
+        result = {k: round(v, 2) for k, v in result.items()}
+        result["machine"] = round(machine, 2)
+        result["other"] = round(max(0.0, machine - accounted), 2)
+        result["cores"] = os.cpu_count()
+        result["loadavg_1m_before"] = round(self.load0, 2)
+        result["backends_avg"] = {k: round(v / max(1, self.snapshots), 2) for k, v in sorted(self.states.items())}
+        return result
+
+
+# --- the run -------------------------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.started = Started()
+        self.db_name = f"exsim_bench_{uuid.uuid4().hex[:10]}"
+        self.admin_dsn = f"{args.postgres}/postgres"
+        self.dsn = f"{args.postgres}/{self.db_name}"
+        self.db_created = False
+        self.workdir = Path(tempfile.mkdtemp(prefix="exsim-bench-"))
+        self.http_port, self.grpc_port = free_port(), free_port()
+        self.env = self._service_env()
+        self.results: dict[str, Any] = {"phases": {}, "cpu": {}}
+        self.service: subprocess.Popen[bytes] | None = None
+
+    def _service_env(self) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"DATABASE_URL", "POSTGRES_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR"}
+        }
+        env |= {
+            "DJANGO_SETTINGS_MODULE": "benchmarks.bench_settings",
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "DATABASE_URL": self.dsn,
+            # Local defaults for the runtime configuration: the benchmark measures this service, not a sibling.
+            "CONFIG_SERVICE_URL": "",
+            "BIND_HOST": "127.0.0.1",
+            "HTTP_PORT": str(self.http_port),
+            "GRPC_PORT": str(self.grpc_port),
+            "SERVICE_INSTANCE_NAME": f"bench-{self.http_port}",
+            "LOG_FORMAT": "json",
+            "PYTHONUNBUFFERED": "1",  # as in the Docker image
+        }
+        if self.args.worker_class:
+            env["GUNICORN_WORKER_CLASS"] = self.args.worker_class
+        if self.args.threads:
+            env["GUNICORN_THREADS"] = str(self.args.threads)
+        if self.args.workers:
+            env["WEB_CONCURRENCY"] = str(self.args.workers)
+        return env
+
+    def log(self, message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    def manage(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+        log = open(self.workdir / f"{argv[0]}.log", "ab")
+        try:
+            proc = self.started.add(
+                argv[0],
+                subprocess.Popen(
+                    [PYTHON, "manage.py", *argv], cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=log
+                ),
+                grace=5,
+            )
+            out, _ = proc.communicate(timeout=timeout)
+            return subprocess.CompletedProcess(proc.args, proc.returncode, out, b"")
+        finally:
+            log.close()
+
+    # -- set-up --
+
+    def create_database(self) -> None:
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db_name}"')
+            self.results["postgres"] = conn.execute("SHOW server_version").fetchone()[0]
+            settings = {
+                name: conn.execute(f"SHOW {name}").fetchone()[0]
+                for name in ("max_connections", "shared_buffers", "synchronous_commit", "fsync", "autovacuum")
+            }
+            self.results["postgres_settings"] = settings
+        self.db_created = True
+        migrate = self.manage("migrate", "--verbosity", "0")
+        if migrate.returncode:
+            raise RuntimeError(f"migrate failed; see {self.workdir / 'migrate.log'}")
+
+    def vacuum_analyze(self) -> None:
+        """What autovacuum would have done by now: fresh planner statistics and no dead rows left behind.
+
+        The database server this was written on runs with ``autovacuum = off``. Without statistics the ledger's
+        deferred balance triggers get bad plans as ``ledger_posting`` grows, and the plain-SQL fill rate fell from
+        ~670/s to ~150/s within seconds (docs/benchmarks.md); a production server has autovacuum on.
+        """
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute("VACUUM (ANALYZE)")
+
+    def seed(self) -> dict[str, Any]:
+        out = self.workdir / "seed.json"
+        argv = [PYTHON, "benchmarks/setup_data.py", "--clients", str(self.args.clients)]
+        argv += ["--sql-accounts", str(self.args.sql_clients or self.args.clients), "--out", str(out)]
+        with open(self.workdir / "setup.log", "wb") as log:
+            proc = self.started.add(
+                "setup_data",
+                subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=log),
+                grace=5,
+            )
+            if proc.wait(timeout=300):
+                raise RuntimeError(f"seeding failed:\n{(self.workdir / 'setup.log').read_text()[-3000:]}")
+        return json.loads(out.read_text())
+
+    def start_service(self) -> None:
+        self.service_log = open(self.workdir / "service.log", "wb")
+        self.service = self.started.add(
+            "serve",
+            subprocess.Popen(
+                [PYTHON, "manage.py", "serve", "--no-migrate", "--no-seed"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=self.service_log,
+                stderr=subprocess.STDOUT,
+            ),
+            grace=35,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.service.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.service.returncode}:\n{self.service_output()[-3000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.http_port}/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("serve did not answer within 60 s")
+        # Wait until every worker has booted, so the warm-up reaches all of them.
+        wanted = int(self.results["gunicorn"]["workers"])
+        while time.monotonic() < deadline and self.service_output().count("Booting worker with pid") < wanted:
+            time.sleep(0.2)
+
+    def service_output(self) -> str:
+        return (self.workdir / "service.log").read_text(errors="replace")
+
+    def gunicorn_config(self) -> dict[str, Any]:
+        """The effective gunicorn settings: exchange/gunicorn_conf.py read with the service's environment."""
+        code = (
+            "import json, exchange.gunicorn_conf as c; from django.conf import settings as s; "
+            "print(json.dumps({'workers': s.WEB_CONCURRENCY, **{k: getattr(c, k, None) for k in "
+            "('worker_class', 'threads', 'keepalive', 'timeout', 'preload_app')}}))"
+        )
+        out = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=self.env, capture_output=True, check=True, timeout=60)
+        return dict(json.loads(out.stdout.decode().strip().splitlines()[-1]))
+
+    # -- phases --
+
+    def order_factory(self, clients: list[dict[str, str]], path: str) -> Any:
+        host = f"127.0.0.1:{self.http_port}"
+        rngs = [random.Random(i) for i in range(len(clients))]
+
+        def factory(index: int) -> bytes:
+            client = clients[index % len(clients)]
+            symbol, side, quantity = random_order(rngs[index])
+            body = {
+                "account_id": client["account_id"],
+                "symbol": symbol,
+                "side": side,
+                "order_type": "market",
+                "quantity": f"{quantity:f}",
+            }
+            return build_request(
+                method="POST", path=path, host=host, headers={"Authorization": f"Api-Key {client['key']}"}, body=body
+            )
+
+        return factory
+
+    def http_phase(
+        self, name: str, clients: list[dict[str, str]], path: str, seconds: float, record: bool = True
+    ) -> PhaseStats:
+        meter = CpuMeter(
+            service_pid=self.service.pid if self.service else None, admin_dsn=self.admin_dsn, db_name=self.db_name
+        )
+        meter.start()
+        try:
+            stats = run_phase(
+                name=name,
+                host="127.0.0.1",
+                port=self.http_port,
+                clients=self.args.clients,
+                seconds=seconds,
+                max_requests=self.args.max_requests,
+                factory=self.order_factory(clients, path),
+                ok_status=201,
+            )
+        finally:
+            cpu = meter.stop()
+        if record:
+            self.record(stats, cpu)
+        return stats
+
+    def sql_phase(self, name: str, accounts: list[int], seconds: float, hot: bool) -> None:
+        meter = CpuMeter(service_pid=None, admin_dsn=self.admin_dsn, db_name=self.db_name)
+        meter.start()
+        try:
+            stats = run_sql_phase(
+                name=name,
+                dsn=self.dsn,
+                account_ids=accounts,
+                seconds=seconds,
+                max_requests=self.args.max_requests,
+                hot=hot,
+            )
+        finally:
+            cpu = meter.stop()
+        self.record(stats, cpu)
+
+    def record(self, stats: PhaseStats, cpu: dict[str, Any]) -> None:
+        summary = stats.summary()
+        summary["cpu_cores"] = cpu
+        self.results["phases"][stats.name] = summary
+        lat = summary["latency_ms"]
+        self.log(
+            f"{stats.name}: {summary['ok_per_s']}/s ok, p50 {lat['p50']} ms, p99 {lat['p99']} ms, "
+            f"{summary['rejections']} rejected, {summary['errors']} errors"
+        )
+
+    def profile_phase(self, clients: list[dict[str, str]]) -> None:
+        """The order load again while py-spy samples every gunicorn worker with ``--idle``: wall time, so the
+        profile shows where a request's time goes, waits on PostgreSQL included."""
+        from benchmarks.pyspy_report import summarise
+
+        pyspy = Path(PYTHON).with_name("py-spy")
+        if not pyspy.exists():
+            self.log("profile: py-spy is not installed (.venv/bin/pip install py-spy); skipped")
+            self.results["profile"] = {"skipped": "py-spy not installed"}
+            return
+        assert self.service is not None
+        master = next(
+            pid
+            for pid in descendants(self.service.pid)
+            if "gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            and _parent(pid) == self.service.pid
+        )
+        seconds = self.args.profile_seconds
+        raw, log_path = self.workdir / "pyspy.txt", self.workdir / "pyspy.log"
+        argv = [str(pyspy), "record", "--pid", str(master), "--subprocesses", "--idle", "--nonblocking"]
+        argv += ["--format", "raw", "--rate", "200", "--duration", str(int(seconds) + 2), "--output", str(raw)]
+        with open(log_path, "wb") as log:
+            spy = self.started.add("py-spy", subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log), 15)
+        time.sleep(1.5)  # py-spy attaches to every worker
+        stats = self.http_phase("profile", clients, "/api/v1/orders", seconds, record=False)
+        spy.wait(timeout=60)
+        if not raw.exists():
+            self.log(f"profile: py-spy wrote nothing: {log_path.read_text()[-500:]}")
+            self.results["profile"] = {"skipped": "py-spy failed"}
+            return
+        self.results["profile"] = {
+            "ok_per_s_while_sampling": stats.summary()["ok_per_s"],
+            "rate_hz": 200,
+            **summarise(raw),
+        }
+        (ROOT / "benchmarks" / "results" / "pyspy-latest.txt").write_bytes(raw.read_bytes())
+
+    # -- the whole run --
+
+    def execute(self) -> None:
+        args = self.args
+        self.results["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        self.results["command"] = " ".join(["benchmarks/run.py", *sys.argv[1:]])
+        self.results["code"] = code_version()
+        self.results["machine"] = {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "loadavg_at_start": os.getloadavg(),
+        }
+        if args.wait_quiet > 0:
+            quiet = wait_for_quiet(args.wait_quiet)
+            self.results["machine"]["before_start"] = quiet
+            if not quiet["quiet"]:
+                self.log(f"warning: the machine is busy ({quiet['busy_cores']} cores used by other processes)")
+        self.log(f"database {self.db_name}; logs in {self.workdir}")
+        self.create_database()
+        seeded = self.seed()
+        self.results["probe"] = seeded["probe"]
+        self.results["gunicorn"] = self.gunicorn_config()
+        self.results["settings"] = {
+            "clients": args.clients,
+            "seconds": args.seconds,
+            "max_requests": args.max_requests,
+            "warmup_s": args.warmup,
+        }
+        self.vacuum_analyze()
+        self.start_service()
+        self.log(f"service up on 127.0.0.1:{self.http_port} ({self.results['gunicorn']})")
+        clients = seeded["clients"]
+        self.http_phase("warmup", clients, "/api/v1/orders", args.warmup, record=False)
+        self.http_phase("service", clients, "/api/v1/orders", args.seconds)
+        self.http_phase("drf_trivial", clients, "/bench/echo", args.seconds)
+        if args.profile:
+            self.profile_phase(clients)
+        assert self.service is not None
+        code = self.started.stop(self.service, 35)
+        self.results["service_exit_code"] = code
+        self.vacuum_analyze()
+        self.sql_phase("sql", seeded["sql_accounts"], args.seconds, hot=False)
+        if args.sql_hot_seconds > 0:
+            self.vacuum_analyze()
+            self.sql_phase("sql_hot", seeded["sql_accounts"], args.sql_hot_seconds, hot=True)
+        self.reconcile()
+        self.summarise()
+
+    def reconcile(self) -> None:
+        started = time.monotonic()
+        proc = self.manage("reconcile", "--json", timeout=300)
+        try:
+            report = json.loads(proc.stdout.decode())
+        except ValueError:
+            report = {"raw": proc.stdout.decode(errors="replace")[-2000:]}
+        self.results["reconcile"] = {
+            "exit_code": proc.returncode,
+            "ok": proc.returncode == 0,
+            "seconds": round(time.monotonic() - started, 1),
+            "checks": report.get("checks"),
+            "discrepancies": (report.get("discrepancies") or [])[:20],
+        }
+        self.log(f"reconcile: {'OK' if proc.returncode == 0 else 'FAILED'} {report.get('checks')}")
+
+    def summarise(self) -> None:
+        phases = self.results["phases"]
+        service, sql, trivial = phases["service"], phases["sql"], phases["drf_trivial"]
+        self.results["ratios"] = {
+            "service_vs_sql": round(service["ok_per_s"] / sql["ok_per_s"], 3) if sql["ok_per_s"] else None,
+            "service_vs_drf_trivial": (
+                round(service["ok_per_s"] / trivial["ok_per_s"], 3) if trivial["ok_per_s"] else None
+            ),
+            "drf_trivial_vs_sql": round(trivial["ok_per_s"] / sql["ok_per_s"], 3) if sql["ok_per_s"] else None,
+        }
+        if "sql_hot" in phases and phases["sql_hot"]["ok_per_s"]:
+            self.results["ratios"]["service_vs_sql_hot"] = round(service["ok_per_s"] / phases["sql_hot"]["ok_per_s"], 3)
+        self.results["goals"] = {
+            "orders_per_s": {
+                "goal": f">= {GOALS['orders_per_s']}",
+                "measured": service["ok_per_s"],
+                "met": service["ok_per_s"] >= GOALS["orders_per_s"],
+            },
+            "p99_ms": {
+                "goal": f"< {GOALS['p99_ms']}",
+                "measured": service["latency_ms"]["p99"],
+                "met": (service["latency_ms"]["p99"] or 1e9) < GOALS["p99_ms"],
+            },
+            "errors": {"goal": "0", "measured": service["errors"], "met": service["errors"] == 0},
+            "reconciled": {
+                "goal": "reconcile OK",
+                "measured": self.results["reconcile"]["ok"],
+                "met": self.results["reconcile"]["ok"],
+            },
+        }
+
+    def cleanup(self, *, keep_logs: bool) -> None:
+        self.started.stop_all()
+        if hasattr(self, "service_log"):
+            self.service_log.close()
+        if not keep_logs:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.db_created and not self.args.keep_db:
+            try:
+                with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+            except psycopg.Error as exc:
+                print(f"warning: could not drop {self.db_name}: {exc}", file=sys.stderr)
+
+
+def code_version() -> dict[str, Any]:
+    """The commit measured, and the application files that differed from it (others may be editing them)."""
+
+    def git(*argv: str) -> str:
+        out = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
+        return out.stdout.rstrip("\n")  # porcelain lines start with a status column that may be a space
+
+    changed = git("status", "--porcelain", "--", "accounts", "ledger", "orders", "exchange").splitlines()
+    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_app_files": [line[3:] for line in changed]}
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def print_table(results: dict[str, Any]) -> None:
+    rows = [
+        (
+            "phase",
+            "ok/s",
+            "req/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            "rejected",
+            "errors",
+            "cpu: svc",
+            "db",
+            "loadgen",
+            "other",
+        )
+    ]
+    for name, p in results["phases"].items():
+        lat, cpu = p["latency_ms"], p["cpu_cores"]
+        rows.append(
+            (
+                name,
+                p["ok_per_s"],
+                p["requests_per_s"],
+                lat["p50"],
+                lat["p95"],
+                lat["p99"],
+                lat["max"],
+                p["rejections"],
+                p["errors"],
+                cpu.get("service", 0),
+                cpu.get("postgres_backends", 0),
+                cpu.get("load_generator", 0),
+                cpu.get("other", 0),
+            )
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    print()
+    for row in rows:
+        cells = [str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))]
+        print("  ".join(cells))
+    print(
+        "(cpu columns: cores used during the phase; svc = serve + gunicorn, db = PostgreSQL backends of the "
+        "benchmark database, other = the rest of the machine)"
+    )
+    for name, p in results["phases"].items():
+        extra = {k: v for k, v in (("rejections", p["rejections_by_code"]), ("errors", p["errors_by_kind"])) if v}
+        if extra:
+            print(f"  {name}: {extra}")
+    ratios = results.get("ratios", {})
+    print("\nratios (orders/s): " + ", ".join(f"{k} = {v}" for k, v in ratios.items()))
+    print(
+        "goals: "
+        + "; ".join(
+            f"{k} {g['goal']}: {g['measured']} ({'met' if g['met'] else 'NOT met'})"
+            for k, g in results.get("goals", {}).items()
+        )
+    )
+    probe = results.get("probe", {})
+    if probe:
+        print(
+            f"SQL per request (in-process probe): order {probe['order']['queries']} statements, "
+            f"trivial {probe['trivial']['queries']}"
+        )
+    profile = results.get("profile") or {}
+    if "steps_pct" in profile:
+        print("\nwhere an order's time goes (py-spy, wall time of the workers, waits included):")
+        for name, share in list(profile["steps_pct"].items())[:15]:
+            print(f"  {share:5.1f}%  {name}")
+        print("  by layer: " + ", ".join(f"{k} {v}%" for k, v in profile["layers_pct"].items()))
+    cpu = (results.get("probe") or {}).get("cpu_ms_per_request")
+    if cpu:
+        print("\nCPU per request in one process, no load (ms): " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients / SQL connections (16)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each measured phase (15)")
+    parser.add_argument("--max-requests", type=int, default=1_000_000, help="cap on requests per phase")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured load before the first phase (3 s)")
+    parser.add_argument("--sql-clients", type=int, help="connections of the SQL baselines (default: --clients)")
+    parser.add_argument("--sql-hot-seconds", type=float, default=8.0, help="hot-row SQL phase length; 0 skips it")
+    parser.add_argument(
+        "--wait-quiet", type=float, default=30.0, help="wait up to this long for other load to stop first (30 s)"
+    )
+    parser.add_argument("--profile", action="store_true", help="add a phase sampled by py-spy")
+    parser.add_argument("--profile-seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: the service's WEB_CONCURRENCY)")
+    parser.add_argument("--worker-class", help="gunicorn worker class (default: the service's)")
+    parser.add_argument("--threads", type=int, help="gunicorn threads per worker (default: the service's)")
+    parser.add_argument(
+        "--postgres",
+        default="postgres://postgres@127.0.0.1:5432",
+        help="server to create the throw-away database on (loopback only)",
+    )
+    parser.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the service's logs (kept anyway on failure)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results file")
+    args = parser.parse_args()
+    if "127.0.0.1" not in args.postgres and "localhost" not in args.postgres:
+        parser.error("--postgres must point at this machine")
+
+    def interrupted(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupted)
+    bench = Bench(args)
+    failed = True
+    try:
+        bench.execute()
+        failed = False
+    except KeyboardInterrupt:
+        print(f"interrupted; stopping what was started (logs: {bench.workdir})", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print(f"benchmark failed; logs: {bench.workdir}", file=sys.stderr)
+        return 1
+    finally:
+        bench.cleanup(keep_logs=failed or args.keep_logs)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(bench.results, indent=2, default=str) + "\n")
+    print_table(bench.results)
+    print(f"\nresults: {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
