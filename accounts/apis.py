@@ -50,7 +50,8 @@ class AccountListCreateApi(APIView):
         summary="List the accounts this key may see (operators: all)",
     )
     def get(self, request: Request) -> Response:
-        qs = selectors.account_list(user=request.user, key=request.auth).prefetch_related("balances")
+        qs = selectors.account_list(user=request.user, key=request.auth)
+        qs = qs.select_related("owner").prefetch_related("balances")
         return paginate(self, qs, AccountOut, "accounts")
 
     @extend_schema(

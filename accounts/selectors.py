@@ -22,7 +22,7 @@ def actor_is_operator(*, key: ApiKey | None) -> bool:
 
 
 def account_list(*, user: Any, key: ApiKey | None, owner_id: int | None = None) -> QuerySet[Account]:
-    qs = Account.objects.select_related("owner")
+    qs = Account.objects.all()
     if not actor_is_operator(key=key):
         qs = qs.filter(owner=user)
     elif owner_id is not None:

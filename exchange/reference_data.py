@@ -12,3 +12,7 @@ def ensure_all_reference_data() -> None:
     except ImportError:
         return
     ensure_markets()
+    # Rows may have been recreated (a flushed test database): forget per-process caches of their ids.
+    from orders.services import clear_caches
+
+    clear_caches()

@@ -45,7 +45,7 @@ from orders.pricing import Fill, price_fill, quantity_for_quote, quote_prices
 
 logger = structlog.get_logger("exchange.orders")
 
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 4
 # A market change's reason is kept as django-simple-history's history_change_reason, a varchar(100).
 REASON_MAX_LENGTH = 100
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
@@ -174,47 +174,68 @@ def _price(request: OrderRequest) -> tuple[Fill, Decimal, Decimal]:
     return fill, spread, fee_bps
 
 
-def _house_legs(*, market: Market, fill: Fill) -> list[Leg]:
-    """The house's side of a fill, spread over shards. Raises _Rejection when the house cannot cover it."""
+# The exchange's books (house liquidity and fee revenue shards) are reference rows that never change identity,
+# so each process keeps them: asset -> (kind, shard) -> ledger account (its cached balance is not used from here).
+_HOUSE_BOOKS: dict[str, dict[tuple[str, int], LedgerAccount]] = {}
+
+
+def _house_books(asset: str) -> dict[tuple[str, int], LedgerAccount]:
+    if not _HOUSE_BOOKS:
+        for book in LedgerAccount.objects.filter(
+            account__isnull=True, kind__in=(LedgerAccountKind.HOUSE_LIQUIDITY, LedgerAccountKind.FEE_REVENUE)
+        ).only("id", "kind", "asset_id", "shard", "account_id"):
+            _HOUSE_BOOKS.setdefault(book.asset_id, {})[(book.kind, book.shard)] = book
+    return _HOUSE_BOOKS.get(asset, {})
+
+
+def clear_caches() -> None:
+    """Forget the per-process ledger-account caches (tests that recreate the reference data call this)."""
+    _HOUSE_BOOKS.clear()
+    _CUSTOMER_LEDGER_ACCOUNTS.clear()
+
+
+def _house_legs(*, market: Market, fill: Fill, optimistic: bool) -> list[Leg]:
+    """The house's side of a fill, on one shard index for what it gives, what it takes and the fee.
+
+    Optimistic (first try): a random shard, with no query; the database's CHECK constraint refuses the
+    settlement if that shard cannot give enough, and the order is tried again. Otherwise the shards' balances
+    are read: a random shard that holds enough, or several (the fullest first) when none does alone. Raises
+    _Rejection when the house as a whole cannot cover the fill."""
     import random
 
     base, quote = market.base_asset_id, market.quote_asset_id
-    books = list(
-        LedgerAccount.objects.filter(
-            account__isnull=True,
-            kind__in=(LedgerAccountKind.HOUSE_LIQUIDITY, LedgerAccountKind.FEE_REVENUE),
-            asset_id__in=(base, quote),
-        ).only("id", "kind", "asset_id", "shard", "balance", "account_id")
-    )
-    house = {(b.asset_id, b.shard): b for b in books if b.kind == LedgerAccountKind.HOUSE_LIQUIDITY}
-    fees = {b.shard: b for b in books if b.kind == LedgerAccountKind.FEE_REVENUE and b.asset_id == quote}
     give_asset, give = (base, fill.quantity) if fill.side == Side.BUY else (quote, fill.quote_amount)
     take_asset, take = (quote, fill.quote_amount) if fill.side == Side.BUY else (base, fill.quantity)
-    shards = [b for (asset, _), b in house.items() if asset == give_asset]
-    able = [b for b in shards if b.balance >= give]
+    house = {k[1]: b for k, b in _house_books(give_asset).items() if k[0] == LedgerAccountKind.HOUSE_LIQUIDITY}
     legs: list[Leg] = []
-    primary: LedgerAccount | None = None
-    if able:
-        primary = random.choice(able)
+    if optimistic:
+        primary = house[random.choice(sorted(house))]
         legs.append(Leg(primary, -give))
     else:
-        # No single shard holds enough: take from the fullest shards until covered.
-        remaining = give
-        for shard in sorted(shards, key=lambda b: b.balance, reverse=True):
-            if remaining <= 0 or shard.balance <= 0:
-                break
-            part = min(shard.balance, remaining)
-            legs.append(Leg(shard, -part))
-            remaining -= part
-            primary = primary or shard
-        if remaining > 0 or primary is None:
-            raise _Rejection(
-                "insufficient_liquidity", f"The exchange cannot supply {give.normalize():f} {give_asset} now."
-            )
-    assert primary is not None
-    legs.append(Leg(house[(take_asset, primary.shard)], take))
+        balances = dict(
+            LedgerAccount.objects.filter(pk__in=[b.pk for b in house.values()]).values_list("pk", "balance")
+        )
+        shards = sorted(house.values(), key=lambda b: balances[b.pk], reverse=True)
+        able = [b for b in shards if balances[b.pk] >= give]
+        if able:
+            primary = random.choice(able)
+            legs.append(Leg(primary, -give))
+        else:
+            remaining = give
+            for shard in shards:
+                if remaining <= 0 or balances[shard.pk] <= 0:
+                    break
+                part = min(balances[shard.pk], remaining)
+                legs.append(Leg(shard, -part))
+                remaining -= part
+            if remaining > 0 or not legs:
+                raise _Rejection(
+                    "insufficient_liquidity", f"The exchange cannot supply {give.normalize():f} {give_asset} now."
+                )
+            primary = shards[0]
+    legs.append(Leg(_house_books(take_asset)[(LedgerAccountKind.HOUSE_LIQUIDITY, primary.shard)], take))
     if fill.fee:
-        legs.append(Leg(fees[primary.shard], fill.fee))
+        legs.append(Leg(_house_books(quote)[(LedgerAccountKind.FEE_REVENUE, primary.shard)], fill.fee))
     return legs
 
 
@@ -273,12 +294,12 @@ def _reject(request: OrderRequest, *, actor: Any, reason: str, message: str, ord
     return order
 
 
-def _place(request: OrderRequest, *, actor: Any) -> Order:
+def _place(request: OrderRequest, *, actor: Any, attempt: int = 1) -> Order:
     order_id, trade_id = uuid.uuid4(), uuid.uuid4()
     try:
         fill, spread, fee_bps = _price(request)
         legs = _customer_legs(account=request.account, market=request.market, fill=fill)
-        legs += _house_legs(market=request.market, fill=fill)
+        legs += _house_legs(market=request.market, fill=fill, optimistic=attempt == 1)
     except _Rejection as rejection:
         return _reject(request, actor=actor, reason=rejection.reason, message=rejection.message, order_id=order_id)
     market = request.market
@@ -377,7 +398,7 @@ def order_place(*, request: OrderRequest, actor: Any) -> tuple[Order, bool]:
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                return _place(request, actor=actor), True
+                return _place(request, actor=actor, attempt=attempt), True
         except IntegrityError:
             replay = _replay(request)
             if replay is None:
