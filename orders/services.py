@@ -269,25 +269,41 @@ def _customer_legs(*, account: Account, market: Market, fill: Fill) -> list[Leg]
     ]
 
 
-def _reject(request: OrderRequest, *, actor: Any, reason: str, message: str, order_id: uuid.UUID) -> Order:
+def _save_order(
+    request: OrderRequest, *, order_id: uuid.UUID, actor: Any, change_reason: str = "", **outcome: Any
+) -> Order:
+    """Insert the order as the request asked for it, with its outcome (status, fill figures or rejection), and its
+    first history row naming the acting user."""
     order = Order(
         order_id=order_id,
         account=request.account,
         market=request.market,
         side=request.side,
         order_type=request.order_type,
-        status=OrderStatus.REJECTED,
         quantity=request.quantity,
         quote_quantity=request.quote_quantity,
         client_order_id=request.client_order_id,
         request_hash=request.fingerprint(),
-        reject_reason=reason,
-        reject_message=message[:300],
         created_by=actor if getattr(actor, "pk", None) else None,
+        **outcome,
     )
     order._history_user = order.created_by  # type: ignore[attr-defined]
-    order._change_reason = f"rejected: {reason}"  # type: ignore[attr-defined]
+    if change_reason:
+        order._change_reason = change_reason  # type: ignore[attr-defined]
     order.save()
+    return order
+
+
+def _reject(request: OrderRequest, *, actor: Any, reason: str, message: str, order_id: uuid.UUID) -> Order:
+    order = _save_order(
+        request,
+        order_id=order_id,
+        actor=actor,
+        change_reason=f"rejected: {reason}",
+        status=OrderStatus.REJECTED,
+        reject_reason=reason,
+        reject_message=message[:300],
+    )
     logger.info(
         "order_rejected", order_id=str(order_id), reason=reason, symbol=request.market.symbol, side=request.side
     )
@@ -307,27 +323,18 @@ def _place(request: OrderRequest, *, actor: Any, attempt: int = 1) -> Order:
 
     def record_fill(entry: Any) -> None:
         """The order and its trade, written before the house rows are touched (journal_post does those last)."""
-        order = Order(
+        order = _save_order(
+            request,
             order_id=order_id,
-            account=request.account,
-            market=market,
-            side=fill.side,
-            order_type=request.order_type,
+            actor=actor,
             status=OrderStatus.FILLED,
-            quantity=request.quantity,
-            quote_quantity=request.quote_quantity,
-            client_order_id=request.client_order_id,
-            request_hash=request.fingerprint(),
             filled_quantity=fill.quantity,
             filled_quote=fill.quote_amount,
             average_price=fill.price,
             fee=fill.fee,
             fee_asset_id=market.quote_asset_id,
-            created_by=actor if getattr(actor, "pk", None) else None,
             filled_at=timezone.now(),
         )
-        order._history_user = order.created_by  # type: ignore[attr-defined]
-        order.save()
         records["order"] = order
         records["trade"] = Trade.objects.create(
             trade_id=trade_id,

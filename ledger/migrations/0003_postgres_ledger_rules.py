@@ -46,6 +46,10 @@ $$;
 CREATE TRIGGER ledger_posting_consistent BEFORE INSERT ON ledger_posting
     FOR EACH ROW EXECUTE FUNCTION ledger_posting_consistent();
 
+"""
+
+# Kept apart so migration 0004 can restore it when it is reversed.
+ENTRY_BALANCED_FUNCTION = r"""
 CREATE OR REPLACE FUNCTION ledger_entry_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     eid bigint;
@@ -71,7 +75,9 @@ BEGIN
     RETURN NULL;
 END
 $$;
+"""
 
+FORWARD = FORWARD + ENTRY_BALANCED_FUNCTION + r"""
 CREATE CONSTRAINT TRIGGER ledger_entry_balanced AFTER INSERT ON ledger_journalentry
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_entry_balanced();
 CREATE CONSTRAINT TRIGGER ledger_posting_balanced AFTER INSERT ON ledger_posting
