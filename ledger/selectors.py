@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import random
-from decimal import Decimal
-
 from exchange import errors
 from ledger.models import Asset, LedgerAccount, LedgerAccountKind
 
@@ -33,13 +30,6 @@ def external_account(*, asset_code: str) -> LedgerAccount:
 
 def house_shards(*, kind: str, asset_code: str) -> list[LedgerAccount]:
     return list(LedgerAccount.objects.filter(kind=kind, asset_id=asset_code, account__isnull=True).order_by("shard"))
-
-
-def house_shard_pick(*, kind: str, asset_code: str, at_least: Decimal = Decimal(0)) -> LedgerAccount | None:
-    """A random house shard holding at least ``at_least`` (read without a lock: journal_post re-checks under
-    lock). Spreading fills over shards keeps them from queueing on one row."""
-    shards = [s for s in house_shards(kind=kind, asset_code=asset_code) if s.balance >= at_least]
-    return random.choice(shards) if shards else None
 
 
 def customer_ledger_accounts(*, account_id: int, asset_code: str) -> tuple[LedgerAccount, LedgerAccount]:
