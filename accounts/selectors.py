@@ -106,10 +106,8 @@ def account_audit(*, account: Account) -> list[dict[str, Any]]:
 
 def total_equity_usd(*, balances: list[Balance]) -> Decimal | None:
     """Value of all holdings in USD at market prices; None until markets exist to price them."""
-    try:
-        from orders.selectors import usd_prices
-    except ImportError:
-        return None
+    from orders.selectors import usd_prices  # orders reads accounts at import time: import here, not at the top
+
     prices = usd_prices()
     if prices is None:
         return None

@@ -23,7 +23,7 @@ class MarketOut(serializers.Serializer):
     base_asset = serializers.CharField(source="base_asset_id")
     quote_asset = serializers.CharField(source="quote_asset_id")
     status = serializers.CharField()
-    price = serializers.SerializerMethodField(help_text="Reference (mid) price.")
+    price = AssetAmountField(source="reference_price", asset="quote_asset_id", help_text="Reference (mid) price.")
     bid = serializers.SerializerMethodField()
     ask = serializers.SerializerMethodField()
     spread_bps = serializers.SerializerMethodField()
@@ -35,16 +35,18 @@ class MarketOut(serializers.Serializer):
     price_updated_at = serializers.DateTimeField()
 
     def _quotes(self, obj: Market) -> tuple[Decimal, Decimal]:
-        from orders.services import effective_spread_bps
+        """(bid, ask), computed once per market: both fields and the spread read the same configuration."""
+        cached = getattr(obj, "_quotes_cache", None)
+        if cached is None:
+            from orders.services import effective_spread_bps
 
-        return quote_prices(
-            reference=obj.reference_price,
-            spread_bps=effective_spread_bps(obj),
-            quote_quantum=asset_map()[obj.quote_asset_id].quantum,
-        )
-
-    def get_price(self, obj: Market) -> str | None:
-        return _fmt(obj.reference_price, obj.quote_asset_id)
+            cached = quote_prices(
+                reference=obj.reference_price,
+                spread_bps=effective_spread_bps(obj),
+                quote_quantum=asset_map()[obj.quote_asset_id].quantum,
+            )
+            obj._quotes_cache = cached  # type: ignore[attr-defined]
+        return cached
 
     def get_bid(self, obj: Market) -> str | None:
         return _fmt(self._quotes(obj)[0], obj.quote_asset_id)

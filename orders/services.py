@@ -24,6 +24,7 @@ A deadlock or serialization failure (which the lock order should prevent) is ret
 from __future__ import annotations
 
 import hashlib
+import random
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -201,8 +202,6 @@ def _house_legs(*, market: Market, fill: Fill, optimistic: bool) -> list[Leg]:
     settlement if that shard cannot give enough, and the order is tried again. Otherwise the shards' balances
     are read: a random shard that holds enough, or several (the fullest first) when none does alone. Raises
     _Rejection when the house as a whole cannot cover the fill."""
-    import random
-
     base, quote = market.base_asset_id, market.quote_asset_id
     give_asset, give = (base, fill.quantity) if fill.side == Side.BUY else (quote, fill.quote_amount)
     take_asset, take = (quote, fill.quote_amount) if fill.side == Side.BUY else (base, fill.quantity)
