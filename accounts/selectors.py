@@ -106,7 +106,7 @@ def account_audit(*, account: Account) -> list[dict[str, Any]]:
 
 def total_equity_usd(*, balances: list[Balance]) -> Decimal | None:
     """Value of all holdings in USD at market prices; None until markets exist to price them."""
-    from orders.selectors import usd_prices  # orders reads accounts at import time: import here, not at the top
+    from markets.selectors import usd_prices  # orders reads accounts at import time: import here, not at the top
 
     prices = usd_prices()
     if prices is None:

@@ -47,9 +47,10 @@ def run(seeded: dict[str, Any], repeat: int) -> None:
 
     from accounts import selectors as account_selectors
     from accounts.models import Account, ApiKey
+    from markets.models import Market
     from orders import selectors as order_selectors
     from orders import services
-    from orders.models import Market, Order, OrderStatus
+    from orders.models import Order, OrderStatus
     from orders.serializers import OrderOut
 
     client = seeded["clients"][0]

@@ -35,7 +35,7 @@ import psycopg
 
 from benchmarks.load import PhaseStats
 from benchmarks.workload import random_order
-from orders.pricing import price_fill, quote_prices
+from markets.pricing import price_fill, quote_prices
 
 DEFAULT_BPS = Decimal(10)  # markets created by the migration use the configured defaults (10 bps each)
 
@@ -105,7 +105,7 @@ def load_catalogue(dsn: str, account_ids: list[int]) -> Catalogue:
                 id=pk, base=base, quote=quote, reference_price=price, quote_quantum=Decimal(1).scaleb(-decimals[quote])
             )
             for pk, symbol, base, quote, price in conn.execute(
-                "SELECT id, symbol, base_asset_id, quote_asset_id, reference_price FROM orders_market"
+                "SELECT id, symbol, base_asset_id, quote_asset_id, reference_price FROM markets_market"
             )
         }
         balance_ids = {

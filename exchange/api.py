@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.pagination import CursorPagination
@@ -14,6 +15,16 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from exchange import errors
+
+# Error responses most operations can give (the envelope's code in each description).
+COMMON_ERRORS = {
+    400: OpenApiResponse(
+        description="validation_error, malformed_json, invalid_amount, unknown_symbol, unsupported_order_type"
+    ),
+    401: OpenApiResponse(description="not_authenticated"),
+    403: OpenApiResponse(description="permission_denied"),
+    404: OpenApiResponse(description="not_found"),
+}
 
 
 class DecimalJSONParser(JSONParser):

@@ -7,7 +7,7 @@ def ensure_all_reference_data() -> None:
     from ledger.reference_data import ensure_reference_data
 
     ensure_reference_data()
-    from orders.reference_data import ensure_reference_data as ensure_markets
+    from markets.reference_data import ensure_reference_data as ensure_markets
 
     ensure_markets()
     # Rows may have been recreated (a flushed test database): forget per-process caches of their ids.

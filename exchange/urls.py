@@ -12,8 +12,9 @@ api_v1 = [
     path("health", HealthApi.as_view(), name="health"),
     path("ready", ReadyApi.as_view(), name="ready"),
     path("", include("accounts.urls")),
+    path("", include("markets.urls")),
     path("", include("orders.urls")),
-    path("", include("orders.urls_monitoring")),
+    path("", include("risk.urls")),
     path("", include("ledger.urls")),
 ]
 

@@ -1,4 +1,4 @@
-"""REST endpoints for markets, orders and trades."""
+"""REST endpoints for orders and trades."""
 
 from __future__ import annotations
 
@@ -10,15 +10,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
-from accounts.permissions import OperatorScope, ReadScope, TradeScope
+from accounts.permissions import ReadScope, TradeScope
 from exchange import errors
-from exchange.api import paginate, raise_validation
+from exchange.api import COMMON_ERRORS, paginate, raise_validation
+from markets import selectors as market_selectors
 from orders import selectors, services
-from orders.models import MarketStatus, OrderStatus
+from orders.models import OrderStatus
 from orders.serializers import (
-    MarketOut,
-    MarketPriceIn,
-    MarketStatusIn,
     OrderFilterIn,
     OrderIn,
     OrderOut,
@@ -26,78 +24,10 @@ from orders.serializers import (
     TradeOut,
 )
 
-COMMON_ERRORS = {
-    400: OpenApiResponse(
-        description="validation_error, malformed_json, invalid_amount, unknown_symbol, unsupported_order_type"
-    ),
-    401: OpenApiResponse(description="not_authenticated"),
-    403: OpenApiResponse(description="permission_denied"),
-    404: OpenApiResponse(description="not_found"),
-}
 REJECTION_CODES = (
     "insufficient_balance, insufficient_liquidity, account_suspended, account_closed, market_halted, "
     "below_min_quantity, below_min_notional, above_max_notional, invalid_quantity_step"
 )
-
-
-class MarketListApi(APIView):
-    permission_classes = [ReadScope]
-
-    @extend_schema(responses={200: MarketOut(many=True), **COMMON_ERRORS}, tags=["markets"])
-    def get(self, request: Request) -> Response:
-        return Response({"markets": MarketOut(selectors.market_list(), many=True).data})
-
-
-class MarketDetailApi(APIView):
-    permission_classes = [ReadScope]
-
-    @extend_schema(
-        responses={200: MarketOut, **COMMON_ERRORS},
-        tags=["markets"],
-        summary='Price, bid, ask and trading rules ("BTC/USD" is accepted for "BTC-USD")',
-    )
-    def get(self, request: Request, symbol: str) -> Response:
-        return Response(MarketOut(selectors.market_get(symbol=symbol)).data)
-
-
-class MarketPriceApi(APIView):
-    permission_classes = [OperatorScope]
-
-    @extend_schema(
-        request=MarketPriceIn,
-        responses={200: MarketOut, **COMMON_ERRORS},
-        tags=["operator"],
-        summary="Set a market's reference price (operator)",
-    )
-    def post(self, request: Request, symbol: str) -> Response:
-        market = selectors.market_get(symbol=symbol)
-        data = raise_validation(MarketPriceIn(data=request.data))
-        market = services.market_set_price(
-            market=market, price=data["price"], actor=request.user, reason=data["reason"]
-        )
-        return Response(MarketOut(market).data)
-
-
-class _MarketStatusApi(APIView):
-    permission_classes = [OperatorScope]
-    target_status = MarketStatus.TRADING
-
-    @extend_schema(request=MarketStatusIn, responses={200: MarketOut, **COMMON_ERRORS}, tags=["operator"])
-    def post(self, request: Request, symbol: str) -> Response:
-        market = selectors.market_get(symbol=symbol)
-        data = raise_validation(MarketStatusIn(data=request.data))
-        market = services.market_set_status(
-            market=market, status=self.target_status, actor=request.user, reason=data["reason"]
-        )
-        return Response(MarketOut(market).data)
-
-
-class MarketHaltApi(_MarketStatusApi):
-    target_status = MarketStatus.HALTED
-
-
-class MarketResumeApi(_MarketStatusApi):
-    target_status = MarketStatus.TRADING
 
 
 class OrderListCreateApi(APIView):
@@ -136,7 +66,7 @@ class OrderListCreateApi(APIView):
         data = raise_validation(OrderIn(data=request.data))
         # Orders are placed on one's own accounts only; an operator key has no trade scope.
         account = account_selectors.account_get(account_id=data["account_id"], user=request.user, key=None)
-        market = selectors.market_get(symbol=data["symbol"])
+        market = market_selectors.market_get(symbol=data["symbol"])
         order, created = services.order_place(
             request=services.OrderRequest(
                 account=account,

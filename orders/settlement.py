@@ -35,8 +35,8 @@ from django.db.models import Q
 from ledger.models import EntryKind, JournalEntry, LedgerAccountKind, Posting
 from ledger.reconciliation import Report, register_check
 from ledger.selectors import asset_map
+from markets.pricing import BPS, ceil_to, price_fill, quote_prices
 from orders.models import Order, OrderStatus, OrderType, Side, Trade
-from orders.pricing import BPS, ceil_to, price_fill, quote_prices
 
 ZERO = Decimal(0)
 FILLED_STATUSES = (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)

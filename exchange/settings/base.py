@@ -118,8 +118,10 @@ INSTALLED_APPS = [
     "simple_history",
     "exchange.apps.ExchangeConfig",
     "accounts",
-    "orders",
     "ledger",
+    "markets",
+    "orders",
+    "risk",
 ]
 
 MIDDLEWARE = [

@@ -2,9 +2,9 @@ from django.db import migrations
 
 
 def create_markets(apps, schema_editor):
-    from orders.reference_data import ensure_reference_data
+    from markets.reference_data import ensure_reference_data
 
-    ensure_reference_data(apps)
+    ensure_reference_data(apps, "orders")
 
 
 class Migration(migrations.Migration):

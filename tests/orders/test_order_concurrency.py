@@ -103,7 +103,7 @@ def test_racing_for_scarce_house_liquidity_never_overdraws_the_house(postgres):
 
     from django.db import connections
 
-    from orders.models import Market
+    from markets.models import Market
     from orders.services import OrderRequest, order_place
 
     operator = UserFactory(username="ops")

@@ -171,8 +171,8 @@ def test_client_order_id_is_unique_per_account_not_globally(alice_client, alice,
 def test_each_rejection_is_recorded_answered_422_and_moves_no_money(
     alice_client, alice_account, operator_user, setup, fields, reason
 ):
-    from orders.models import Market
-    from orders.services import market_set_status
+    from markets.models import Market
+    from markets.services import market_set_status
 
     if setup != "no_house":
         for asset, amount in {"BTC": "80", "ETH": "800", "USD": "8000000", "USDT": "8000000"}.items():

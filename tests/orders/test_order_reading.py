@@ -26,8 +26,9 @@ from typing import Any
 import pytest
 
 from accounts import services as account_services
+from markets.models import Market
 from orders import services
-from orders.models import Market, Order, OrderStatus, Trade
+from orders.models import Order, OrderStatus, Trade
 from tests.factories import make_account
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,9 @@ import pytest
 from django.urls import reverse
 
 from accounts import services as account_services
+from markets.models import Market, MarketStatus
 from orders import services
-from orders.models import Market, MarketStatus, Order, OrderStatus, Trade
+from orders.models import Order, OrderStatus, Trade
 from tests.factories import make_account
 
 pytestmark = pytest.mark.django_db
@@ -165,7 +166,7 @@ def test_changelist_costs_the_same_queries_for_3_orders_as_for_30(
 # --- Markets -----------------------------------------------------------------------------------------------
 def market_form_data(admin_client: Any, market: Market, **changes: str) -> dict[str, Any]:
     """The market's change form as the admin renders it, with ``changes`` typed in."""
-    form = admin_client.get(reverse("admin:orders_market_change", args=[market.pk])).context["adminform"].form
+    form = admin_client.get(reverse("admin:markets_market_change", args=[market.pk])).context["adminform"].form
     data = {}
     for name in form.fields:
         value = form.initial.get(name)
@@ -177,7 +178,7 @@ def test_market_price_edited_in_the_admin_goes_through_the_service(admin_client,
     market = Market.objects.get(symbol="BTC-USD")
 
     response = admin_client.post(
-        reverse("admin:orders_market_change", args=[market.pk]),
+        reverse("admin:markets_market_change", args=[market.pk]),
         market_form_data(admin_client, market, reference_price="70000.00"),
     )
 
@@ -200,7 +201,7 @@ def test_market_rules_edited_in_the_admin_are_kept_in_history(admin_client, admi
     market = Market.objects.get(symbol="ETH-USD")
 
     response = admin_client.post(
-        reverse("admin:orders_market_change", args=[market.pk]),
+        reverse("admin:markets_market_change", args=[market.pk]),
         market_form_data(admin_client, market, spread_bps="20", min_notional="5"),
     )
 
@@ -217,7 +218,7 @@ def test_bad_price_in_the_admin_is_shown_as_a_form_error_and_changes_nothing(adm
     versions = market.history.count()
 
     response = admin_client.post(
-        reverse("admin:orders_market_change", args=[market.pk]),
+        reverse("admin:markets_market_change", args=[market.pk]),
         market_form_data(admin_client, market, reference_price=price, spread_bps="30"),
     )
 
@@ -231,12 +232,12 @@ def test_bad_price_in_the_admin_is_shown_as_a_form_error_and_changes_nothing(adm
 def test_markets_cannot_be_added_or_deleted_in_the_admin(admin_client):
     market = Market.objects.get(symbol="BTC-USD")
 
-    assert admin_client.get(reverse("admin:orders_market_add")).status_code == 403
-    assert admin_client.get(reverse("admin:orders_market_delete", args=[market.pk])).status_code == 403
+    assert admin_client.get(reverse("admin:markets_market_add")).status_code == 403
+    assert admin_client.get(reverse("admin:markets_market_delete", args=[market.pk])).status_code == 403
 
 
 def test_halt_and_resume_actions(admin_client, admin_user):
-    url = reverse("admin:orders_market_changelist")
+    url = reverse("admin:markets_market_changelist")
     chosen = list(Market.objects.filter(symbol__in=["BTC-USD", "ETH-BTC"]).values_list("pk", flat=True))
 
     admin_client.post(url, {"action": "halt", "_selected_action": chosen})

@@ -52,9 +52,9 @@ from exchange.runtime_config import get_config
 from ledger.models import EntryKind, LedgerAccount, LedgerAccountKind, Posting
 from ledger.reconciliation import sums_by
 from ledger.selectors import asset_map
+from markets.selectors import usd_prices
 from orders.models import Order, OrderStatus
-from orders.positions import CASH_ASSETS
-from orders.selectors import usd_prices
+from risk.positions import CASH_ASSETS
 
 logger = structlog.get_logger("exchange.risk")
 

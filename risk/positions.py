@@ -47,8 +47,9 @@ from accounts.selectors import account_get, account_list, actor_is_operator
 from exchange import errors
 from ledger.models import Posting
 from ledger.selectors import asset_map
-from orders.models import Market, Side, Trade
-from orders.selectors import usd_prices
+from markets.models import Market
+from markets.selectors import usd_prices
+from orders.models import Side, Trade
 
 ZERO = Decimal(0)
 USD = "USD"

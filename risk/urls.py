@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from orders import position_apis, risk_apis
+from risk import position_apis, risk_apis
 
 urlpatterns = [
     path("positions", position_apis.PositionListApi.as_view(), name="position-list"),

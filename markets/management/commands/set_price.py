@@ -7,9 +7,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from exchange import errors
-from orders.models import MarketStatus
-from orders.selectors import market_get
-from orders.services import market_set_price, market_set_status
+from markets.models import MarketStatus
+from markets.selectors import market_get
+from markets.services import market_set_price, market_set_status
 
 
 class Command(BaseCommand):

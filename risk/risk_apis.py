@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import OperatorScope, ReadScope
 from accounts.selectors import account_get
-from orders.risk import account_risk, risk_summary
+from risk.monitoring import account_risk, risk_summary
 
 ERRORS = {
     401: OpenApiResponse(description="not_authenticated"),

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from accounts.permissions import ReadScope
 from exchange.api import format_amount, raise_validation
 from ledger.selectors import asset_map
-from orders.positions import USD, Position, position_get, position_list
+from risk.positions import USD, Position, position_get, position_list
 
 ERRORS = {
     400: OpenApiResponse(description="validation_error (account_id is not a UUID)"),

@@ -14,7 +14,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts import services as account_services
-from orders.models import Market, MarketStatus, Order, OrderStatus, Trade
+from markets.models import Market, MarketStatus
+from orders.models import Order, OrderStatus, Trade
 from tests.helpers import money_snapshot
 
 pytestmark = pytest.mark.django_db

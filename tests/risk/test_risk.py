@@ -234,7 +234,7 @@ def test_gauges_report_the_most_recent_value_across_gunicorn_workers(tmp_path):
         """
         import sys, django
         django.setup()
-        from orders import risk
+        from risk import monitoring as risk
         risk.HOUSE_INVENTORY_USD.labels(asset="BTC").set(float(sys.argv[1]))
         risk.RISK_ALERT.labels(alert="house_inventory_low", asset="BTC").set(float(sys.argv[2]))
         """

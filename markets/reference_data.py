@@ -60,22 +60,25 @@ MARKETS: list[dict[str, Any]] = [
 ]
 
 
-def ensure_reference_data(apps: Any = None) -> None:
+def ensure_reference_data(apps: Any = None, app_label: str = "markets") -> None:
+    """Create the reference markets that are missing. Migrations pass their historical ``apps`` (and the app the
+    model lived in then): only the fields that model had are set, later migrations fill in the rest."""
     if apps is None:
         from django.apps import apps as global_apps
 
         apps = global_apps
-    Market = apps.get_model("orders", "Market")
+    Market = apps.get_model(app_label, "Market")
+    known = {f.name for f in Market._meta.concrete_fields}
     existing = set(Market.objects.values_list("symbol", flat=True))
     for spec in MARKETS:
         if spec["symbol"] in existing:
             continue
-        fields = {k: v for k, v in spec.items() if k not in {"base", "quote"}}
+        fields = {k: v for k, v in spec.items() if k in known}
         Market.objects.create(base_asset_id=spec["base"], quote_asset_id=spec["quote"], **fields)
-    ensure_initial_history(apps)
+    ensure_initial_history(apps, app_label)
 
 
-def ensure_initial_history(apps: Any = None) -> None:
+def ensure_initial_history(apps: Any = None, app_label: str = "markets") -> None:
     """Give every market without history its first version (its state as created, by no user), so the price
     behind a fill made before any change is traceable too. A migration's models send no django-simple-history
     signals, so the markets the data migration creates would otherwise start with no history at all."""
@@ -83,8 +86,8 @@ def ensure_initial_history(apps: Any = None) -> None:
         from django.apps import apps as global_apps
 
         apps = global_apps
-    Market = apps.get_model("orders", "Market")
-    HistoricalMarket = apps.get_model("orders", "HistoricalMarket")
+    Market = apps.get_model(app_label, "Market")
+    HistoricalMarket = apps.get_model(app_label, "HistoricalMarket")
     fields = [f.attname for f in Market._meta.concrete_fields]
     HistoricalMarket.objects.bulk_create(
         HistoricalMarket(

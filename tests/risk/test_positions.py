@@ -13,9 +13,9 @@ from decimal import Decimal as D
 import pytest
 
 from accounts import services as account_services
-from orders.models import Market
-from orders.positions import positions_for
-from orders.services import market_set_price
+from markets.models import Market
+from markets.services import market_set_price
+from risk.positions import positions_for
 from tests.factories import make_account
 
 pytestmark = pytest.mark.django_db
