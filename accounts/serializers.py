@@ -94,7 +94,9 @@ class TransactionOut(serializers.Serializer):
         return obj.ledger_account.kind.removeprefix("customer_")
 
     def get_order_id(self, obj: Posting) -> str | None:
-        return obj.entry.metadata.get("order_id")
+        # A trade entry names the order of each account it settles (taker and maker); other entries one order.
+        meta = obj.entry.metadata
+        return meta.get("order_by_account", {}).get(str(obj.account_id)) or meta.get("order_id")
 
     def get_trade_id(self, obj: Posting) -> str | None:
         return obj.entry.metadata.get("trade_id")

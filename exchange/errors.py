@@ -203,10 +203,17 @@ class UnknownSymbol(ValidationFailed):
 
 
 class UnsupportedOrderType(ValidationFailed):
-    """Only market orders are accepted for now."""
+    """The order type is not one the exchange accepts (market and limit are)."""
 
     code = "unsupported_order_type"
-    default_message = "Only market orders are supported."
+    default_message = "Unsupported order type; use market or limit."
+
+
+class ParameterNotAllowed(ValidationFailed):
+    """A parameter was given that this kind of order does not take (a price on a market order, ...)."""
+
+    code = "parameter_not_allowed"
+    default_message = "A parameter is not allowed for this order."
 
 
 class OrderRejected(BusinessRuleViolation):
@@ -221,7 +228,8 @@ class OrderRejected(BusinessRuleViolation):
 
 
 class OrderNotCancelable(Conflict):
-    """The order has already reached a final state (filled, rejected, cancelled or expired)."""
+    """The order has already reached a final state (filled, rejected, cancelled or expired); only resting orders
+    can be cancelled."""
 
     code = "order_not_cancelable"
     default_message = "The order can no longer be cancelled."

@@ -66,6 +66,30 @@ register_key(
     "taker fee in basis points (env DEFAULT_TAKER_FEE_BPS, default 10)",
 )
 register_key(
+    "trading.default_maker_fee_bps",
+    "number",
+    lambda: settings.DEFAULT_MAKER_FEE_BPS,
+    "maker fee in basis points (env DEFAULT_MAKER_FEE_BPS, default 5)",
+)
+register_key(
+    "market_making.levels",
+    "number",
+    lambda: settings.MARKET_MAKING_LEVELS,
+    "price levels per side of the house's ladder (env MARKET_MAKING_LEVELS, default 10)",
+)
+register_key(
+    "market_making.step_bps",
+    "number",
+    lambda: settings.MARKET_MAKING_STEP_BPS,
+    "distance between two levels of the house's ladder in basis points (env MARKET_MAKING_STEP_BPS, default 5)",
+)
+register_key(
+    "market_making.size_factor",
+    "number",
+    lambda: settings.MARKET_MAKING_SIZE_FACTOR,
+    "multiplies every market's ladder size per level (env MARKET_MAKING_SIZE_FACTOR, default 1)",
+)
+register_key(
     "trading.default_spread_bps",
     "number",
     lambda: settings.DEFAULT_SPREAD_BPS,

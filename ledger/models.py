@@ -118,6 +118,8 @@ class EntryKind(models.TextChoices):
     WITHDRAWAL = "withdrawal", "Withdrawal"
     ADJUSTMENT = "adjustment", "Adjustment"
     TRADE = "trade", "Trade"
+    RESERVATION = "reservation", "Reservation (available to locked, for a resting order)"
+    RELEASE = "release", "Release (locked to available: a cancelled, expired or filled order)"
     FEE = "fee", "Fee"
     HOUSE_FUNDING = "house_funding", "House funding"
     REVERSAL = "reversal", "Reversal"

@@ -139,6 +139,13 @@ def _settle_book_balances(legs: Sequence[Leg]) -> None:
     for leg in legs:
         if leg.ledger_account.kind not in (LedgerAccountKind.CUSTOMER_AVAILABLE, LedgerAccountKind.CUSTOMER_LOCKED):
             deltas[leg.ledger_account.pk] += leg.amount
+    settle_book_deltas(deltas)
+
+
+def settle_book_deltas(deltas: dict[int, Decimal]) -> None:
+    """Add ``deltas`` (ledger account id -> amount) to the exchange's books in one statement, locking the rows in id
+    order (see ``_settle_book_balances``)."""
+    deltas = {pk: delta for pk, delta in deltas.items() if delta != 0}
     if not deltas:
         return
     ids = sorted(deltas)

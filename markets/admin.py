@@ -12,6 +12,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from exchange import errors
 from markets import services
 from markets.models import Market, MarketStatus
+from orders import services as order_services
 
 
 class MarketForm(forms.ModelForm):
@@ -58,7 +59,7 @@ class MarketAdmin(SimpleHistoryAdmin):
             original = Market.objects.get(pk=obj.pk)
             obj.reference_price = original.reference_price
             super().save_model(request, obj, form, change)
-            services.market_set_price(market=obj, price=price, actor=request.user, reason="admin")
+            order_services.market_price_set(market=obj, price=price, actor=request.user, reason="admin")
             obj.refresh_from_db()
         else:
             super().save_model(request, obj, form, change)
@@ -66,13 +67,13 @@ class MarketAdmin(SimpleHistoryAdmin):
     @admin.action(description="Halt trading on selected markets")
     def halt(self, request: HttpRequest, queryset: Any) -> None:
         for market in queryset:
-            services.market_set_status(
+            order_services.market_status_set(
                 market=market, status=MarketStatus.HALTED, actor=request.user, reason="admin: halt"
             )
 
     @admin.action(description="Resume trading on selected markets")
     def resume(self, request: HttpRequest, queryset: Any) -> None:
         for market in queryset:
-            services.market_set_status(
+            order_services.market_status_set(
                 market=market, status=MarketStatus.TRADING, actor=request.user, reason="admin: resume"
             )

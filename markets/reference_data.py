@@ -9,6 +9,8 @@ from typing import Any
 MARKETS: list[dict[str, Any]] = [
     {
         "symbol": "BTC-USD",
+        "price_tick": D("0.01"),
+        "ladder_size": D("0.5"),
         "base": "BTC",
         "quote": "USD",
         "quantity_step": D("0.00001"),
@@ -19,6 +21,8 @@ MARKETS: list[dict[str, Any]] = [
     },
     {
         "symbol": "ETH-USD",
+        "price_tick": D("0.01"),
+        "ladder_size": D("5"),
         "base": "ETH",
         "quote": "USD",
         "quantity_step": D("0.0001"),
@@ -29,6 +33,8 @@ MARKETS: list[dict[str, Any]] = [
     },
     {
         "symbol": "BTC-USDT",
+        "price_tick": D("0.01"),
+        "ladder_size": D("0.5"),
         "base": "BTC",
         "quote": "USDT",
         "quantity_step": D("0.00001"),
@@ -39,6 +45,8 @@ MARKETS: list[dict[str, Any]] = [
     },
     {
         "symbol": "ETH-USDT",
+        "price_tick": D("0.01"),
+        "ladder_size": D("5"),
         "base": "ETH",
         "quote": "USDT",
         "quantity_step": D("0.0001"),
@@ -49,6 +57,8 @@ MARKETS: list[dict[str, Any]] = [
     },
     {
         "symbol": "ETH-BTC",
+        "price_tick": D("0.00001"),
+        "ladder_size": D("5"),
         "base": "ETH",
         "quote": "BTC",
         "quantity_step": D("0.001"),

@@ -14,12 +14,26 @@ from markets.models import Market
 _SYMBOL = re.compile(r"^([A-Za-z]{2,10})[-/_]([A-Za-z]{2,10})$")
 
 
+_JOINED = re.compile(r"^[A-Za-z0-9]{4,20}$")
+# "BTCUSD" -> "BTC-USD" for every market; markets are only ever added, so a miss reloads once.
+_JOINED_SYMBOLS: dict[str, str] = {}
+
+
 def symbol_normalize(symbol: Any) -> str:
-    """ "BTC-USD", "BTC/USD", "btc_usd" -> "BTC-USD"."""
-    match = _SYMBOL.match(str(symbol).strip())
-    if not match:
-        raise errors.UnknownSymbol(f"Unknown market symbol {symbol!r}.", details={"symbol": str(symbol)[:40]})
-    return f"{match.group(1).upper()}-{match.group(2).upper()}"
+    """ "BTC-USD", "BTC/USD", "btc_usd", "BTCUSD" -> "BTC-USD"."""
+    text = str(symbol).strip()
+    match = _SYMBOL.match(text)
+    if match:
+        return f"{match.group(1).upper()}-{match.group(2).upper()}"
+    if _JOINED.match(text):
+        joined = text.upper()
+        if joined not in _JOINED_SYMBOLS:
+            _JOINED_SYMBOLS.update(
+                {f"{b}{q}": s for s, b, q in Market.objects.values_list("symbol", "base_asset_id", "quote_asset_id")}
+            )
+        if joined in _JOINED_SYMBOLS:
+            return _JOINED_SYMBOLS[joined]
+    raise errors.UnknownSymbol(f"Unknown market symbol {symbol!r}.", details={"symbol": text[:40]})
 
 
 def market_list() -> QuerySet[Market]:

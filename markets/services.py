@@ -13,21 +13,51 @@ from exchange import errors
 from exchange.runtime_config import get_config
 from ledger.selectors import asset_map
 from ledger.services import amount_check_precision
+from markets.ladder import LadderSettings
 from markets.models import Market, MarketStatus
 
 # A market change's reason is kept as django-simple-history's history_change_reason, a varchar(100).
 REASON_MAX_LENGTH = 100
 
 
-def effective_spread_bps(market: Market) -> Decimal:
+def effective_spread_bps(market: Any) -> Decimal:
     return market.spread_bps if market.spread_bps is not None else Decimal(get_config("trading.default_spread_bps"))
 
 
-def effective_fee_bps(market: Market) -> Decimal:
+def effective_fee_bps(market: Any) -> Decimal:
+    """The taker fee: the market's own, or the configured default."""
     return (
         market.taker_fee_bps
         if market.taker_fee_bps is not None
         else Decimal(get_config("trading.default_taker_fee_bps"))
+    )
+
+
+def effective_maker_fee_bps(market: Any) -> Decimal:
+    return (
+        market.maker_fee_bps
+        if market.maker_fee_bps is not None
+        else Decimal(get_config("trading.default_maker_fee_bps"))
+    )
+
+
+def ladder_settings(market: Any) -> LadderSettings:
+    """The house's ladder settings of a market (a Market or the row the order path read under its lock), with the
+    configured defaults for what the market leaves empty."""
+    levels = market.ladder_levels if market.ladder_levels is not None else int(get_config("market_making.levels"))
+    step = (
+        market.ladder_step_bps if market.ladder_step_bps is not None else Decimal(get_config("market_making.step_bps"))
+    )
+    size = (market.ladder_size or Decimal(0)) * Decimal(get_config("market_making.size_factor"))
+    return LadderSettings(
+        reference_price=market.reference_price,
+        spread_bps=effective_spread_bps(market),
+        levels=levels,
+        step_bps=step,
+        size=size,
+        price_tick=market.price_tick,
+        quantity_step=market.quantity_step,
+        enabled=market.house_quoting,
     )
 
 

@@ -6,13 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from accounts.models import ApiKey
 from accounts.selectors import actor_is_operator
 from exchange import errors
 from markets.selectors import symbol_normalize
-from orders.models import Order, Trade
+from orders.models import RESTING_STATUSES, Fill, Order, OrderStatus
+
+# An order's fills as the order endpoints show them (each with its trade and journal entry).
+FILLS = Prefetch("fills", queryset=Fill.objects.select_related("trade", "trade__journal_entry").order_by("id"))
 
 
 def _visible(qs: QuerySet[Any], *, user: Any, key: ApiKey | None) -> QuerySet[Any]:
@@ -48,8 +51,10 @@ def trade_list(
     since: datetime | None = None,
     until: datetime | None = None,
     order_id: uuid.UUID | None = None,
-) -> QuerySet[Trade]:
-    qs = _visible(Trade.objects.select_related("account", "market", "order", "journal_entry"), user=user, key=key)
+) -> QuerySet[Fill]:
+    qs = _visible(
+        Fill.objects.select_related("account", "market", "order", "trade", "trade__journal_entry"), user=user, key=key
+    )
     if order_id:
         qs = qs.filter(order__order_id=order_id)
     return _filter(qs, account_id=account_id, symbol=symbol, side=side, status=None, since=since, until=until)
@@ -64,7 +69,9 @@ def _filter(
         qs = qs.filter(market__symbol=symbol_normalize(symbol))
     if side:
         qs = qs.filter(side=side)
-    if status:
+    if status == OrderStatus.OPEN:
+        qs = qs.filter(status__in=RESTING_STATUSES)  # "open" means resting: open or partially filled
+    elif status:
         qs = qs.filter(status=status)
     if since:
         qs = qs.filter(created_at__gte=since)
@@ -84,7 +91,7 @@ def order_get(*, order_id: Any, user: Any, key: ApiKey | None) -> Order:
             user=user,
             key=key,
         )
-        .prefetch_related("fills")
+        .prefetch_related(FILLS)
         .filter(order_id=parsed)
         .first()
     )

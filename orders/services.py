@@ -1,24 +1,25 @@
-"""Placing market orders: validation, an immediate fill against house liquidity, and settlement in the ledger.
+"""Placing and cancelling orders on a market's central limit order book.
 
-The order of a fill, all in one database transaction:
-1. Business checks that need no lock: account active, market trading, quantity on the step and above the
-   minimum, notional within the market's limits and the configured maximum. A failure is recorded as a
-   rejected order (no money moves).
-2. Price the fill (orders.pricing): the reference price plus half the spread for buys, minus it for sells;
-   the taker fee in the quote asset; rounding for the house.
-3. Choose house shards: a random shard of the asset the house gives that holds enough (several when one does
-   not), and the same shard index for what the house receives and for the fee. Spreading fills over shards
-   keeps concurrent fills from queueing on one hot row.
-4. ``journal_post`` locks the customer's balance rows, re-checks the balance under the lock (a refusal is
-   recorded as a rejected order in the same transaction), and writes one entry with every posting of the
-   fill and the fee; then the order (filled) and its trade are inserted; last, the house rows are updated in
-   one statement that locks them in id order, so they stay locked only until the commit right after. If a
-   concurrent fill drained the chosen shard meanwhile, the database's CHECK constraint refuses the update, the
-   transaction rolls back and the order is tried again from fresh balances (finally rejected as
-   insufficient_liquidity).
+Placement is one story, in one database transaction (``order_place``):
+
+1. **validate** the request (400, nothing stored): type, side, size, price and time in force, precision;
+2. **lock** the market (matching on it is serialized by its row), share-lock the account and re-check its status,
+   re-check the API key, read the market's rules and the book (orders/store.py); a business refusal from here on
+   is stored as a rejected order (422) and moves nothing;
+3. **match** against the opposite side of the book, customers' resting orders and the house's ladder merged, by
+   price-time priority (orders/matching.py, pure arithmetic);
+4. **reserve and settle**: one balanced journal entry per trade (both sides, both fees), a reservation entry from
+   available to locked for what rests, a release entry for each resting order self-trade prevention expired;
+   the balance rows are locked and the taker's checked before anything is written (refused: ``insufficient_balance``);
+5. **rest or expire**: a GTC remainder rests in the book, an IOC or market remainder expires.
+
+Cancelling locks the market too, so a cancel and a fill of the same order are serialized: exactly one wins and the
+reservation is released exactly once. A new reference price moves the house's ladder; the resting customer orders it
+now crosses are filled against the house in the same transaction, so the book is never crossed after a commit.
+
 Idempotency: ``client_order_id`` is unique per account in the database. A retry loses the race to insert the
-order, its whole transaction (fill included) rolls back, and the original order is returned instead.
-A deadlock or serialization failure (which the lock order should prevent) is retried a bounded number of times.
+order, its whole transaction rolls back, and the original order is returned instead. A house shard drained by a
+concurrent order, a deadlock or a serialization failure rolls back and is retried a bounded number of times.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from __future__ import annotations
 import hashlib
 import random
 import uuid
-from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -38,18 +39,50 @@ from django.utils import timezone
 from accounts.models import Account, AccountStatus
 from exchange import errors
 from exchange.runtime_config import get_config
+from ledger.batch import Book, JournalBatch, available, locked
 from ledger.models import EntryKind, LedgerAccount, LedgerAccountKind
 from ledger.selectors import asset_map
-from ledger.services import Leg, amount_check_precision, journal_post
+from ledger.services import amount_check_precision
+from markets import services as market_services
+from markets.ladder import house_ladder
 from markets.models import Market, MarketStatus
-from markets.pricing import Fill, price_fill, quantity_for_quote, quote_prices
-from markets.services import effective_fee_bps, effective_spread_bps
-from orders.models import CANCELABLE_STATUSES, Order, OrderStatus, OrderType, Side, Trade
+from orders.matching import (
+    BUY,
+    SELL,
+    BookOrder,
+    EndReason,
+    HouseLevel,
+    Incoming,
+    Match,
+    Outcome,
+    RejectReason,
+    Terms,
+    average_price,
+    house_takes_crossed,
+    match_incoming,
+)
+from orders.models import (
+    RESTING_STATUSES,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+    Trade,
+)
+from orders.models import (
+    Liquidity as LiquidityRole,
+)
+from orders.store import PAGE, Candle, LockedBook, MarketRow, Settlement, book_store
 
 logger = structlog.get_logger("exchange.orders")
 
 MAX_ATTEMPTS = 4
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+MAX_AMOUNT = Decimal("1e15")
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -58,52 +91,117 @@ class OrderRequest:
     market: Market
     side: str
     order_type: str
-    quantity: Decimal | None
-    quote_quantity: Decimal | None
+    quantity: Decimal | None = None
+    quote_quantity: Decimal | None = None
+    price: Decimal | None = None
+    time_in_force: str | None = None
+    post_only: bool = False
+    self_trade_prevention: str = SelfTradePrevention.EXPIRE_TAKER
     client_order_id: str | None = None
+    # The API key that sent the order: re-checked under the lock, so a key revoked a moment ago places nothing.
+    key_id: str | None = None
+
+    @property
+    def tif(self) -> str:
+        if self.order_type == OrderType.MARKET:
+            return ""
+        return self.time_in_force or TimeInForce.GTC
 
     def fingerprint(self) -> str:
         """What a retry with the same client_order_id must repeat exactly."""
+
+        def num(value: Decimal | None) -> str:
+            return "" if value is None else f"{value.normalize():f}"
+
         parts = [
             self.market.symbol,
             self.side,
             self.order_type,
-            "" if self.quantity is None else f"{self.quantity.normalize():f}",
-            "" if self.quote_quantity is None else f"{self.quote_quantity.normalize():f}",
+            num(self.quantity),
+            num(self.quote_quantity),
+            num(self.price),
+            self.tif,
+            "post_only" if self.post_only else "",
+            self.self_trade_prevention,
         ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
+@dataclass
+class PlacedOrder:
+    """The order as placed (saved), with its fills, for the caller to render without reading it back."""
+
+    order: Order
+    fills: list[Fill] = field(default_factory=list)
+
+
 class _Rejection(Exception):
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: RejectReason, message: str) -> None:
         super().__init__(message)
         self.reason, self.message = reason, message
 
 
+# --- 1. validate -------------------------------------------------------------------------------------------------
 def order_request_validate(*, request: OrderRequest) -> None:
-    """Input errors (400, nothing stored): unsupported type, size fields, precision."""
-    if request.order_type != OrderType.MARKET:
+    """Input errors (400, nothing stored): what the order is, and amounts a market could never accept."""
+    if request.order_type not in OrderType.values:
         raise errors.UnsupportedOrderType(
-            f"Order type {request.order_type!r} is not supported; use 'market'.",
-            details={"order_type": request.order_type, "supported": [OrderType.MARKET]},
+            f"Order type {request.order_type!r} is not supported.",
+            details={"order_type": request.order_type, "supported": OrderType.values},
         )
     if request.side not in Side.values:
         raise errors.ValidationFailed(details={"fields": {"side": ["Must be 'buy' or 'sell'."]}})
-    if (request.quantity is None) == (request.quote_quantity is None):
+    if request.self_trade_prevention not in SelfTradePrevention.values:
         raise errors.ValidationFailed(
-            "Give exactly one of quantity and quote_quantity.",
-            details={"fields": {"quantity": ["Exactly one of quantity and quote_quantity is required."]}},
+            details={"fields": {"self_trade_prevention": [f"Must be one of {SelfTradePrevention.values}."]}}
         )
+    if request.order_type == OrderType.MARKET:
+        for name, given in (
+            ("price", request.price is not None),
+            ("time_in_force", request.time_in_force not in (None, "")),
+            ("post_only", request.post_only),
+        ):
+            if given:
+                raise errors.ParameterNotAllowed(
+                    f"{name} is not allowed on a market order.", details={"field": name, "order_type": "market"}
+                )
+        if (request.quantity is None) == (request.quote_quantity is None):
+            raise errors.ValidationFailed(
+                "Give exactly one of quantity and quote_quantity.",
+                details={"fields": {"quantity": ["Exactly one of quantity and quote_quantity is required."]}},
+            )
+    else:
+        if request.quote_quantity is not None:
+            raise errors.ParameterNotAllowed(
+                "quote_quantity is not allowed on a limit order; give quantity and price.",
+                details={"field": "quote_quantity", "order_type": "limit"},
+            )
+        missing = [n for n, v in (("price", request.price), ("quantity", request.quantity)) if v is None]
+        if missing:
+            raise errors.ValidationFailed(
+                "A limit order needs a price and a quantity.",
+                details={"fields": {name: ["Required for a limit order."] for name in missing}},
+            )
+        if request.tif not in TimeInForce.values:
+            raise errors.ValidationFailed(
+                details={"fields": {"time_in_force": [f"Must be one of {TimeInForce.values}."]}}
+            )
+        if request.post_only and request.tif != TimeInForce.GTC:
+            raise errors.ParameterNotAllowed(
+                "A post-only order rests in the book: its time in force must be gtc.",
+                details={"field": "post_only", "time_in_force": request.tif},
+            )
     assets = asset_map()
     for name, value, asset_code in (
         ("quantity", request.quantity, request.market.base_asset_id),
         ("quote_quantity", request.quote_quantity, request.market.quote_asset_id),
+        ("price", request.price, request.market.quote_asset_id),
     ):
         if value is None:
             continue
         if value <= 0:
             raise errors.InvalidAmount(f"{name} must be positive.", details={"field": name, "value": str(value)})
-        if value > Decimal("1e15"):
+        if value > MAX_AMOUNT:
             raise errors.InvalidAmount(f"{name} is too large.", details={"field": name, "value": str(value)})
         try:
             amount_check_precision(amount=value, asset=assets[asset_code])
@@ -111,264 +209,571 @@ def order_request_validate(*, request: OrderRequest) -> None:
             raise errors.InvalidAmount(exc.message, details={"field": name, **exc.details}) from None
 
 
-def _usd_value(market: Market, quote_amount: Decimal) -> Decimal:
-    if market.quote_asset_id in ("USD", "USDT"):
+# --- 2. business rules under the lock ----------------------------------------------------------------------------
+def _check_rules(request: OrderRequest, book: LockedBook) -> None:
+    """Refusals that need the locked rows: the account, the market's status and rules. Raises _Rejection."""
+    if not book.key_valid:
+        raise errors.NotAuthenticated("The API key is no longer valid.")
+    if book.account_status == AccountStatus.CLOSED:
+        raise _Rejection(RejectReason.ACCOUNT_CLOSED, "The account is closed.")
+    if book.account_status == AccountStatus.SUSPENDED:
+        raise _Rejection(RejectReason.ACCOUNT_SUSPENDED, "The account is suspended.")
+    market = book.market
+    if market.status != MarketStatus.TRADING:
+        raise _Rejection(RejectReason.MARKET_HALTED, f"{market.symbol} is halted.")
+    if request.quantity is not None:
+        if request.quantity % market.quantity_step != 0:
+            raise _Rejection(
+                RejectReason.INVALID_QUANTITY_STEP,
+                f"Quantity must be a multiple of {market.quantity_step.normalize():f}.",
+            )
+        if request.quantity < market.min_quantity:
+            raise _Rejection(
+                RejectReason.BELOW_MIN_QUANTITY, f"Quantity is below the minimum {market.min_quantity.normalize():f}."
+            )
+    if request.price is not None:
+        if request.price % market.price_tick != 0:
+            raise _Rejection(
+                RejectReason.INVALID_PRICE_TICK, f"Price must be a multiple of {market.price_tick.normalize():f}."
+            )
+        _check_notional(market, request.price * (request.quantity or ZERO))
+    else:
+        # A market order's size in the quote asset, estimated at the reference price, may not exceed the maximum
+        # (its actual notional is checked against the minimum once it has matched).
+        estimate = request.quote_quantity or (request.quantity or ZERO) * market.reference_price
+        _check_notional(market, estimate, minimum=False)
+
+
+def _check_notional(market: MarketRow, notional: Decimal, *, minimum: bool = True, maximum: bool = True) -> None:
+    if minimum and notional < market.min_notional:
+        raise _Rejection(
+            RejectReason.BELOW_MIN_NOTIONAL, f"Notional is below the minimum {market.min_notional.normalize():f}."
+        )
+    if not maximum:
+        return
+    if notional > market.max_notional:
+        raise _Rejection(
+            RejectReason.ABOVE_MAX_NOTIONAL, f"Notional is above the maximum {market.max_notional.normalize():f}."
+        )
+    max_usd = Decimal(get_config("trading.max_order_notional_usd"))
+    if _usd_value(market, notional) > max_usd:
+        raise _Rejection(
+            RejectReason.ABOVE_MAX_NOTIONAL, f"Notional is above the configured maximum of {max_usd:f} USD."
+        )
+
+
+def _usd_value(market: MarketRow, quote_amount: Decimal) -> Decimal:
+    if market.quote in ("USD", "USDT"):
         return quote_amount
     price = (
-        Market.objects.filter(base_asset_id=market.quote_asset_id, quote_asset_id="USD")
+        Market.objects.filter(base_asset_id=market.quote, quote_asset_id="USD")
         .values_list("reference_price", flat=True)
         .first()
     )
-    return quote_amount * price if price is not None else Decimal(0)
+    return quote_amount * price if price is not None else ZERO
 
 
-def _price(request: OrderRequest) -> tuple[Fill, Decimal, Decimal]:
-    """Check the business rules that need no lock and price the fill. Raises _Rejection."""
-    market, account = request.market, request.account
-    if account.status == AccountStatus.SUSPENDED:
-        raise _Rejection("account_suspended", "The account is suspended.")
-    if account.status == AccountStatus.CLOSED:
-        raise _Rejection("account_closed", "The account is closed.")
-    if market.status != MarketStatus.TRADING:
-        raise _Rejection("market_halted", f"{market.symbol} is halted.")
-    spread, fee_bps = effective_spread_bps(market), effective_fee_bps(market)
-    quote_quantum = asset_map()[market.quote_asset_id].quantum
-    bid, ask = quote_prices(reference=market.reference_price, spread_bps=spread, quote_quantum=quote_quantum)
-    price = ask if request.side == Side.BUY else bid
-    if request.quantity is not None:
-        quantity = request.quantity
-        if quantity % market.quantity_step != 0:
-            raise _Rejection(
-                "invalid_quantity_step", f"Quantity must be a multiple of {market.quantity_step.normalize():f}."
+# --- 3. the book -------------------------------------------------------------------------------------------------
+def _terms(market: MarketRow) -> Terms:
+    return Terms(quantity_step=market.quantity_step, quote_quantum=asset_map()[market.quote].quantum)
+
+
+def _ladder(book: LockedBook) -> tuple[list[HouseLevel], list[HouseLevel]]:
+    bids, asks = house_ladder(
+        market_services.ladder_settings(book.market),
+        base_inventory=book.base_inventory,
+        quote_inventory=book.quote_inventory,
+    )
+    return [HouseLevel(p, q) for p, q in bids], [HouseLevel(p, q) for p, q in asks]
+
+
+def _opposite(side: str) -> str:
+    return SELL if side == BUY else BUY
+
+
+def _better(side: str, a: Decimal, b: Decimal) -> bool:
+    """Whether price ``a`` comes before ``b`` on the book side ``side`` (asks: lower first; bids: higher first)."""
+    return a < b if side == SELL else a > b
+
+
+def _liquidity(book: LockedBook, *, side: str, limit: Decimal | None) -> Any:
+    """The ``side`` of the book in priority order: resting customer orders (paged from the store) merged with the
+    house's ladder; at one price, customers first."""
+    bids, asks = _ladder(book)
+    house = iter(asks if side == SELL else bids)
+    store = book_store()
+
+    def customers() -> Any:
+        page = book.resting
+        while page:
+            yield from page
+            if len(page) < PAGE:
+                return
+            last = page[-1]
+            page = store.resting(
+                market_pk=book.market.pk, side=side, limit=limit, after=(last.price, last.pk), count=PAGE
             )
-    else:
-        quantity = quantity_for_quote(
-            side=request.side,
-            quote_quantity=request.quote_quantity or Decimal(0),
-            price=price,
-            fee_bps=fee_bps,
-            step=market.quantity_step,
-            quote_quantum=quote_quantum,
-        )
-    if quantity < market.min_quantity:
-        raise _Rejection("below_min_quantity", f"Quantity is below the minimum {market.min_quantity.normalize():f}.")
-    fill = price_fill(side=request.side, quantity=quantity, price=price, fee_bps=fee_bps, quote_quantum=quote_quantum)
-    if fill.quote_amount < market.min_notional:
-        raise _Rejection("below_min_notional", f"Notional is below the minimum {market.min_notional.normalize():f}.")
-    if fill.quote_amount > market.max_notional:
-        raise _Rejection("above_max_notional", f"Notional is above the maximum {market.max_notional.normalize():f}.")
-    max_usd = Decimal(get_config("trading.max_order_notional_usd"))
-    if _usd_value(market, fill.quote_amount) > max_usd:
-        raise _Rejection("above_max_notional", f"Notional is above the configured maximum of {max_usd:f} USD.")
-    return fill, spread, fee_bps
+
+    orders = customers()
+    order = next(orders, None)
+    level = next(house, None)
+    while order is not None or level is not None:
+        if level is None or (order is not None and not _better(side, level.price, order.price)):
+            yield order
+            order = next(orders, None)
+        else:
+            yield level
+            level = next(house, None)
 
 
+# --- 4. settlement -----------------------------------------------------------------------------------------------
 # The exchange's books (house liquidity and fee revenue shards) are reference rows that never change identity,
-# so each process keeps them: asset -> (kind, shard) -> ledger account (its cached balance is not used from here).
-_HOUSE_BOOKS: dict[str, dict[tuple[str, int], LedgerAccount]] = {}
+# so each process keeps them: asset -> (kind, shard) -> ledger account id.
+_HOUSE_BOOKS: dict[str, dict[tuple[str, int], int]] = {}
 
 
-def _house_books(asset: str) -> dict[tuple[str, int], LedgerAccount]:
+def _house_books(asset: str) -> dict[tuple[str, int], int]:
     if not _HOUSE_BOOKS:
-        for book in LedgerAccount.objects.filter(
+        for pk, kind, asset_id, shard in LedgerAccount.objects.filter(
             account__isnull=True, kind__in=(LedgerAccountKind.HOUSE_LIQUIDITY, LedgerAccountKind.FEE_REVENUE)
-        ).only("id", "kind", "asset_id", "shard", "account_id"):
-            _HOUSE_BOOKS.setdefault(book.asset_id, {})[(book.kind, book.shard)] = book
+        ).values_list("id", "kind", "asset_id", "shard"):
+            _HOUSE_BOOKS.setdefault(asset_id, {})[(kind, shard)] = pk
     return _HOUSE_BOOKS.get(asset, {})
 
 
 def clear_caches() -> None:
-    """Forget the per-process ledger-account caches (tests that recreate the reference data call this)."""
+    """Forget the per-process ledger-account cache (tests that recreate the reference data call this)."""
     _HOUSE_BOOKS.clear()
-    _CUSTOMER_LEDGER_ACCOUNTS.clear()
 
 
-def _house_legs(*, market: Market, fill: Fill, optimistic: bool) -> list[Leg]:
-    """The house's side of a fill, on one shard index for what it gives, what it takes and the fee.
+class _HouseSide:
+    """Chooses the house shards of one settlement: every leg of what the house takes and of the fees goes to one
+    shard index; what it gives comes from that shard too, or (on a retry, from fresh balances) from as many shards
+    as it takes. The first try picks at random without a query; the database's CHECK constraint refuses the
+    settlement if that shard cannot give enough, and the order is tried again."""
 
-    Optimistic (first try): a random shard, with no query; the database's CHECK constraint refuses the
-    settlement if that shard cannot give enough, and the order is tried again. Otherwise the shards' balances
-    are read: a random shard that holds enough, or several (the fullest first) when none does alone. Raises
-    _Rejection when the house as a whole cannot cover the fill."""
-    base, quote = market.base_asset_id, market.quote_asset_id
-    give_asset, give = (base, fill.quantity) if fill.side == Side.BUY else (quote, fill.quote_amount)
-    take_asset, take = (quote, fill.quote_amount) if fill.side == Side.BUY else (base, fill.quantity)
-    house = {k[1]: b for k, b in _house_books(give_asset).items() if k[0] == LedgerAccountKind.HOUSE_LIQUIDITY}
-    legs: list[Leg] = []
-    if optimistic:
-        primary = house[random.choice(sorted(house))]
-        legs.append(Leg(primary, -give))
-    else:
-        balances = dict(
-            LedgerAccount.objects.filter(pk__in=[b.pk for b in house.values()]).values_list("pk", "balance")
+    def __init__(self, *, optimistic: bool, assets: tuple[str, str]) -> None:
+        shards = sorted(s for kind, s in _house_books(assets[0]) if kind == LedgerAccountKind.HOUSE_LIQUIDITY)
+        self.balances: dict[int, Decimal] | None = None
+        if not optimistic:
+            ids = [
+                pk
+                for a in assets
+                for (kind, _), pk in _house_books(a).items()
+                if kind == LedgerAccountKind.HOUSE_LIQUIDITY
+            ]
+            self.balances = dict(LedgerAccount.objects.filter(pk__in=ids).values_list("pk", "balance"))
+        self.primary = random.choice(shards)
+
+    def book(self, kind: str, asset: str, shard: int | None = None) -> Book:
+        return Book(kind, asset, pk=_house_books(asset)[(kind, self.primary if shard is None else shard)])
+
+    def give(self, asset: str, amount: Decimal) -> list[tuple[Book, Decimal]]:
+        """Legs taking ``amount`` of ``asset`` out of house liquidity."""
+        if self.balances is None:
+            return [(self.book(LedgerAccountKind.HOUSE_LIQUIDITY, asset), -amount)]
+        shards = sorted(
+            ((s, pk) for (kind, s), pk in _house_books(asset).items() if kind == LedgerAccountKind.HOUSE_LIQUIDITY),
+            key=lambda item: self.balances.get(item[1], ZERO),  # type: ignore[union-attr]
+            reverse=True,
         )
-        shards = sorted(house.values(), key=lambda b: balances[b.pk], reverse=True)
-        able = [b for b in shards if balances[b.pk] >= give]
-        if able:
-            primary = random.choice(able)
-            legs.append(Leg(primary, -give))
-        else:
-            remaining = give
-            for shard in shards:
-                if remaining <= 0 or balances[shard.pk] <= 0:
-                    break
-                part = min(balances[shard.pk], remaining)
-                legs.append(Leg(shard, -part))
-                remaining -= part
-            if remaining > 0 or not legs:
-                raise _Rejection(
-                    "insufficient_liquidity", f"The exchange cannot supply {give.normalize():f} {give_asset} now."
-                )
-            primary = shards[0]
-    legs.append(Leg(_house_books(take_asset)[(LedgerAccountKind.HOUSE_LIQUIDITY, primary.shard)], take))
-    if fill.fee:
-        legs.append(Leg(_house_books(quote)[(LedgerAccountKind.FEE_REVENUE, primary.shard)], fill.fee))
-    return legs
-
-
-# Customer ledger accounts never change once an account is opened, so each process remembers them by the
-# account's public id (never reused). Bounded: the oldest entries go first.
-_CUSTOMER_LEDGER_ACCOUNTS: OrderedDict[uuid.UUID, dict[str, LedgerAccount]] = OrderedDict()
-_CUSTOMER_LEDGER_ACCOUNTS_MAX = 10_000
-
-
-def _customer_available(account: Account) -> dict[str, LedgerAccount]:
-    cached = _CUSTOMER_LEDGER_ACCOUNTS.get(account.account_id)
-    if cached is None:
-        cached = {
-            la.asset_id: la
-            for la in LedgerAccount.objects.filter(account=account, kind=LedgerAccountKind.CUSTOMER_AVAILABLE).only(
-                "id", "kind", "asset_id", "account_id"
+        primary_pk = _house_books(asset)[(LedgerAccountKind.HOUSE_LIQUIDITY, self.primary)]
+        if self.balances.get(primary_pk, ZERO) >= amount:
+            shards = [(self.primary, primary_pk)]
+        legs, left = [], amount
+        for _shard, pk in shards:
+            part = min(self.balances.get(pk, ZERO), left)
+            if part <= 0:
+                continue
+            legs.append((Book(LedgerAccountKind.HOUSE_LIQUIDITY, asset, pk=pk), -part))
+            self.balances[pk] -= part
+            left -= part
+            if left <= 0:
+                break
+        if left > 0:
+            raise _Rejection(
+                RejectReason.INSUFFICIENT_LIQUIDITY, f"The exchange cannot supply {amount.normalize():f} {asset} now."
             )
-        }
-        _CUSTOMER_LEDGER_ACCOUNTS[account.account_id] = cached
-        if len(_CUSTOMER_LEDGER_ACCOUNTS) > _CUSTOMER_LEDGER_ACCOUNTS_MAX:
-            _CUSTOMER_LEDGER_ACCOUNTS.popitem(last=False)
-    return cached
+        return legs
+
+    def take(self, asset: str, amount: Decimal) -> list[tuple[Book, Decimal]]:
+        book = self.book(LedgerAccountKind.HOUSE_LIQUIDITY, asset)
+        if self.balances is not None:
+            self.balances[book.pk] = self.balances.get(book.pk, ZERO) + amount  # type: ignore[index]
+        return [(book, amount)]
+
+    def fee(self, asset: str, amount: Decimal) -> list[tuple[Book, Decimal]]:
+        return [(self.book(LedgerAccountKind.FEE_REVENUE, asset), amount)]
 
 
-def _customer_legs(*, account: Account, market: Market, fill: Fill) -> list[Leg]:
-    available = _customer_available(account)
-    base_change = fill.quantity if fill.side == Side.BUY else -fill.quantity
-    return [
-        Leg(available[market.base_asset_id], base_change),
-        Leg(available[market.quote_asset_id], fill.customer_quote_change),
-    ]
+@dataclass
+class _Ledger:
+    """Builds the journal entries of one settlement."""
+
+    market: MarketRow
+    house: _HouseSide
+    batch: JournalBatch = field(default_factory=JournalBatch)
+
+    def trade(self, match: Match, *, taker_pk: int | None, taker_order_id: uuid.UUID | None) -> uuid.UUID:
+        """One entry settling both sides of ``match`` and both fees."""
+        base, quote = self.market.base, self.market.quote
+        q = match.quantity
+        buyer_pays = match.taker_quote if match.taker_side == BUY else match.maker_quote
+        seller_gets = match.maker_quote if match.taker_side == BUY else match.taker_quote
+        legs: list[tuple[Book, Decimal]] = []
+        # The taker's side: a customer's available balance, or the house.
+        if taker_pk is not None:
+            if match.taker_side == BUY:
+                legs += [(available(taker_pk, base), q), (available(taker_pk, quote), -(buyer_pays + match.taker_fee))]
+            else:
+                legs += [(available(taker_pk, base), -q), (available(taker_pk, quote), seller_gets - match.taker_fee)]
+        elif match.taker_side == BUY:
+            legs += self.house.take(base, q) + self.house.give(quote, buyer_pays)
+        else:
+            legs += self.house.give(base, q) + self.house.take(quote, seller_gets)
+        # The maker's side: a resting order (its reservation pays) or the house's quote.
+        maker = match.maker
+        if maker is not None:
+            if maker.side == BUY:
+                legs += [
+                    (locked(maker.account_pk, quote), -(buyer_pays + match.maker_fee)),
+                    (available(maker.account_pk, base), q),
+                ]
+            else:
+                legs += [
+                    (locked(maker.account_pk, base), -q),
+                    (available(maker.account_pk, quote), seller_gets - match.maker_fee),
+                ]
+        elif match.taker_side == BUY:
+            legs += self.house.give(base, q) + self.house.take(quote, buyer_pays)
+        else:
+            legs += self.house.take(base, q) + self.house.give(quote, seller_gets)
+        revenue = match.taker_fee + match.maker_fee + match.rounding
+        if revenue:
+            legs += self.house.fee(quote, revenue)
+        entry = self.batch.add(
+            kind=EntryKind.TRADE,
+            legs=legs,
+            reference_type="trade",
+            reference_id=str(match.trade_id),
+            memo=f"{match.taker_side} {q.normalize():f} {self.market.symbol} @ {match.price.normalize():f}",
+            metadata={
+                "trade_id": str(match.trade_id),
+                "symbol": self.market.symbol,
+                "price": f"{match.price:f}",
+                "quantity": f"{q:f}",
+                "taker_order_id": str(taker_order_id) if taker_order_id else None,
+                "maker_order_id": str(maker.order_id) if maker is not None else None,
+                "order_by_account": {
+                    **({str(taker_pk): str(taker_order_id)} if taker_pk is not None else {}),
+                    **({str(maker.account_pk): str(maker.order_id)} if maker is not None else {}),
+                },
+            },
+        )
+        return entry.entry_id
+
+    def reserve(self, *, account_pk: int, asset: str, amount: Decimal, order_id: uuid.UUID) -> None:
+        if amount:
+            self.batch.add(
+                kind=EntryKind.RESERVATION,
+                legs=[(available(account_pk, asset), -amount), (locked(account_pk, asset), amount)],
+                reference_type="order",
+                reference_id=str(order_id),
+                memo=f"reserve {amount.normalize():f} {asset} for order {order_id}",
+                metadata={"order_id": str(order_id), "asset": asset, "amount": f"{amount:f}"},
+            )
+
+    def release(self, *, account_pk: int, asset: str, amount: Decimal, order_id: uuid.UUID, why: str) -> None:
+        if amount:
+            self.batch.add(
+                kind=EntryKind.RELEASE,
+                legs=[(locked(account_pk, asset), -amount), (available(account_pk, asset), amount)],
+                reference_type="order",
+                reference_id=str(order_id),
+                memo=f"release {amount.normalize():f} {asset} of order {order_id} ({why})",
+                metadata={"order_id": str(order_id), "asset": asset, "amount": f"{amount:f}", "reason": why},
+            )
 
 
-def _save_order(
-    request: OrderRequest, *, order_id: uuid.UUID, actor: Any, change_reason: str = "", **outcome: Any
-) -> Order:
-    """Insert the order as the request asked for it, with its outcome (status, fill figures or rejection), and its
-    first history row naming the acting user."""
+def _maker_row(maker: BookOrder, *, now: datetime, quote: str, quantum: Decimal) -> Order:
+    """The resting order's new state after matching (only the columns matching changes are set)."""
+    if maker.expired:
+        status, reason = OrderStatus.EXPIRED, EndReason.SELF_TRADE_PREVENTION
+    elif maker.remaining <= 0:
+        status, reason = OrderStatus.FILLED, ""
+    else:
+        status, reason = OrderStatus.PARTIALLY_FILLED, ""
+    return Order(
+        pk=maker.pk,
+        order_id=maker.order_id,
+        status=status,
+        remaining_quantity=maker.remaining,
+        locked=ZERO if status != OrderStatus.PARTIALLY_FILLED else maker.locked,
+        filled_quantity=maker.filled_quantity,
+        filled_quote=maker.filled_quote,
+        average_price=maker.average_price,
+        fee=maker.fee,
+        fee_asset_id=quote,
+        end_reason=reason,
+        updated_at=now,
+        filled_at=now if status == OrderStatus.FILLED else None,
+    )
+
+
+def _record_matches(
+    *,
+    ledger: _Ledger,
+    matches: list[Match],
+    settlement: Settlement,
+    market: Market,
+    book: LockedBook,
+    taker: Order | None,
+) -> None:
+    """Trades, fills and their entries for ``matches``; the makers' new rows. ``taker`` None: the house took."""
+    now, quote = settlement.now, book.market.quote
+    quantum = asset_map()[quote].quantum
+    spread = market_services.effective_spread_bps(book.market)
+    makers: dict[int, BookOrder] = {}
+    for match in matches:
+        entry_id = ledger.trade(
+            match,
+            taker_pk=taker.account_id if taker is not None else None,
+            taker_order_id=taker.order_id if taker is not None else None,
+        )
+        maker_order = Order(pk=match.maker.pk, order_id=match.maker.order_id) if match.maker is not None else None
+        trade = Trade(
+            trade_id=match.trade_id,
+            market_id=book.market.pk,
+            price=match.price,
+            quantity=match.quantity,
+            taker_side=match.taker_side,
+            taker_order=taker,
+            taker_account_id=taker.account_id if taker is not None else None,
+            taker_quote=match.taker_quote,
+            taker_fee=match.taker_fee,
+            taker_fee_bps=taker.taker_fee_bps if taker is not None else ZERO,
+            maker_order=maker_order,
+            maker_account_id=match.maker.account_pk if match.maker is not None else None,
+            maker_quote=match.maker_quote,
+            maker_fee=match.maker_fee,
+            maker_fee_bps=match.maker.maker_fee_bps if match.maker is not None else ZERO,
+            fee_asset_id=quote,
+            reference_price=book.market.reference_price,
+            spread_bps=spread,
+            created_at=now,
+        )
+        trade.market = market
+        settlement.trades.append(trade)
+        settlement.trade_entries[match.trade_id] = entry_id
+        if taker is not None:
+            settlement.fills.append(
+                _fill(trade, taker, match.taker_side, LiquidityRole.TAKER, match.taker_quote, match.taker_fee)
+            )
+        if match.maker is not None:
+            makers[match.maker.pk] = match.maker
+            maker_side = SELL if match.taker_side == BUY else BUY
+            settlement.fills.append(
+                _fill(
+                    trade,
+                    maker_order,
+                    maker_side,
+                    LiquidityRole.MAKER,
+                    match.maker_quote,
+                    match.maker_fee,
+                    account_pk=match.maker.account_pk,
+                )
+            )
+    for maker in makers.values():
+        if maker.remaining <= 0 and maker.side == BUY and maker.locked:
+            # Filled completely: the cumulative rounding spends the reservation to the unit (orders/matching.py);
+            # anything left would be a bug, so it is released visibly rather than kept locked.
+            ledger.release(
+                account_pk=maker.account_pk, asset=quote, amount=maker.locked, order_id=maker.order_id, why="filled"
+            )
+        settlement.changed_orders.append(_maker_row(maker, now=now, quote=quote, quantum=quantum))
+    if matches:
+        prices = [m.price for m in matches]
+        settlement.candle = Candle(
+            open_time=now.replace(second=0, microsecond=0),
+            open=prices[0],
+            high=max(prices),
+            low=min(prices),
+            close=prices[-1],
+            volume=sum((m.quantity for m in matches), ZERO),
+            quote_volume=sum((m.taker_quote for m in matches), ZERO),
+            trades=len(matches),
+        )
+
+
+def _fill(
+    trade: Trade,
+    order: Order | None,
+    side: str,
+    liquidity: str,
+    quote_amount: Decimal,
+    fee: Decimal,
+    *,
+    account_pk: int | None = None,
+) -> Fill:
+    fill = Fill(
+        trade=trade,
+        order=order,
+        account_id=account_pk if account_pk is not None else order.account_id,  # type: ignore[union-attr]
+        market_id=trade.market_id,
+        side=side,
+        liquidity=liquidity,
+        price=trade.price,
+        quantity=trade.quantity,
+        quote_amount=quote_amount,
+        fee=fee,
+        fee_asset_id=trade.fee_asset_id,
+        created_at=trade.created_at,
+    )
+    fill.market = trade.market
+    return fill
+
+
+def _release_expired_makers(ledger: _Ledger, outcome: Outcome, settlement: Settlement, book: LockedBook) -> None:
+    quantum = asset_map()[book.market.quote].quantum
+    for maker in outcome.expired_makers:
+        asset = book.market.quote if maker.side == BUY else book.market.base
+        ledger.release(
+            account_pk=maker.account_pk,
+            asset=asset,
+            amount=maker.locked,
+            order_id=maker.order_id,
+            why=EndReason.SELF_TRADE_PREVENTION,
+        )
+        if not any(o.pk == maker.pk for o in settlement.changed_orders):
+            settlement.changed_orders.append(
+                _maker_row(maker, now=settlement.now, quote=book.market.quote, quantum=quantum)
+            )
+
+
+# --- the story ---------------------------------------------------------------------------------------------------
+def _new_order(request: OrderRequest, *, order_id: uuid.UUID, actor: Any, now: datetime, **state: Any) -> Order:
     order = Order(
         order_id=order_id,
         account=request.account,
         market=request.market,
         side=request.side,
         order_type=request.order_type,
+        time_in_force=request.tif,
+        post_only=request.post_only,
+        self_trade_prevention=request.self_trade_prevention,
         quantity=request.quantity,
         quote_quantity=request.quote_quantity,
+        price=request.price,
         client_order_id=request.client_order_id,
         request_hash=request.fingerprint(),
-        created_by=actor if getattr(actor, "pk", None) else None,
-        **outcome,
+        created_by_id=getattr(actor, "pk", None),
+        created_at=now,
+        updated_at=now,
+        **state,
     )
-    order._history_user = order.created_by  # type: ignore[attr-defined]
-    if change_reason:
-        order._change_reason = change_reason  # type: ignore[attr-defined]
-    order.save()
+    if request.quantity is not None and "remaining_quantity" not in state:
+        order.remaining_quantity = request.quantity - order.filled_quantity
     return order
 
 
-def _reject(request: OrderRequest, *, actor: Any, reason: str, message: str, order_id: uuid.UUID) -> Order:
-    order = _save_order(
+def _reject(request: OrderRequest, *, actor: Any, reason: str, message: str, order_id: uuid.UUID) -> PlacedOrder:
+    """Store the refusal (nothing moves) and return it."""
+    now = timezone.now()
+    order = _new_order(
         request,
         order_id=order_id,
         actor=actor,
-        change_reason=f"rejected: {reason}",
+        now=now,
         status=OrderStatus.REJECTED,
-        reject_reason=reason,
+        reject_reason=str(reason),
         reject_message=message[:300],
     )
+    order._history_user = actor if getattr(actor, "pk", None) else None  # type: ignore[attr-defined]
+    order._change_reason = f"rejected: {reason}"  # type: ignore[attr-defined]
+    order.save(force_insert=True)
     logger.info(
-        "order_rejected", order_id=str(order_id), reason=reason, symbol=request.market.symbol, side=request.side
+        "order_rejected", order_id=str(order_id), reason=str(reason), symbol=request.market.symbol, side=request.side
     )
-    return order
+    return PlacedOrder(order)
 
 
-def _place(request: OrderRequest, *, actor: Any, attempt: int = 1) -> Order:
-    order_id, trade_id = uuid.uuid4(), uuid.uuid4()
+def _place(request: OrderRequest, *, actor: Any, attempt: int) -> PlacedOrder:
+    order_id = uuid.uuid4()
+    store = book_store()
+    limit = request.price if request.order_type == OrderType.LIMIT else None
+    opposite = _opposite(request.side)
+    book = store.lock_book(
+        market_pk=request.market.pk, account_pk=request.account.pk, key_id=request.key_id, side=opposite, limit=limit
+    )
+    market = book.market
     try:
-        fill, spread, fee_bps = _price(request)
-        legs = _customer_legs(account=request.account, market=request.market, fill=fill)
-        legs += _house_legs(market=request.market, fill=fill, optimistic=attempt == 1)
-    except _Rejection as rejection:
-        return _reject(request, actor=actor, reason=rejection.reason, message=rejection.message, order_id=order_id)
-    market = request.market
-    records: dict[str, Any] = {}
-
-    def record_fill(entry: Any) -> None:
-        """The order and its trade, written before the house rows are touched (journal_post does those last)."""
-        order = _save_order(
+        _check_rules(request, book)
+        incoming = Incoming(
+            account_pk=request.account.pk,
+            side=request.side,
+            order_type=request.order_type,
+            price=request.price,
+            quantity=request.quantity,
+            quote_quantity=request.quote_quantity,
+            time_in_force=request.tif,
+            post_only=request.post_only,
+            self_trade_prevention=request.self_trade_prevention,
+            taker_fee_bps=market_services.effective_fee_bps(market),
+            maker_fee_bps=market_services.effective_maker_fee_bps(market),
+        )
+        outcome = match_incoming(incoming, _liquidity(book, side=opposite, limit=limit), _terms(market))
+        if outcome.reject_reason is not None:
+            raise _Rejection(outcome.reject_reason, outcome.reject_message)
+        if request.order_type == OrderType.MARKET:
+            _check_notional(market, outcome.filled_quote, maximum=False)
+        now = timezone.now()
+        taker = _new_order(
             request,
             order_id=order_id,
             actor=actor,
-            status=OrderStatus.FILLED,
-            filled_quantity=fill.quantity,
-            filled_quote=fill.quote_amount,
-            average_price=fill.price,
-            fee=fill.fee,
-            fee_asset_id=market.quote_asset_id,
-            filled_at=timezone.now(),
+            now=now,
+            status=outcome.status,
+            end_reason=str(outcome.end_reason),
+            maker_fee_bps=incoming.maker_fee_bps,
+            taker_fee_bps=incoming.taker_fee_bps,
+            filled_quantity=outcome.filled_quantity,
+            filled_quote=outcome.filled_quote,
+            average_price=average_price([(m.price, m.quantity) for m in outcome.matches]),
+            fee=outcome.fee,
+            fee_asset_id=market.quote,
+            rest_quantity=outcome.rest_quantity,
+            locked=outcome.reservation,
+            filled_at=now if outcome.status == OrderStatus.FILLED else None,
         )
-        records["order"] = order
-        records["trade"] = Trade.objects.create(
-            trade_id=trade_id,
-            order=order,
-            account=request.account,
-            market=market,
-            side=fill.side,
-            quantity=fill.quantity,
-            price=fill.price,
-            quote_amount=fill.quote_amount,
-            fee=fill.fee,
-            fee_asset_id=market.quote_asset_id,
-            reference_price=market.reference_price,
-            spread_bps=spread,
-            fee_bps=fee_bps,
-            journal_entry=entry,
+        ledger = _Ledger(market=market, house=_HouseSide(optimistic=attempt == 1, assets=(market.base, market.quote)))
+        settlement = Settlement(
+            now=now,
+            market_pk=market.pk,
+            actor_pk=getattr(actor, "pk", None),
+            history_reason="placed",
+            batch=ledger.batch,
+            checked_accounts=frozenset({request.account.pk}),
+            new_order=taker,
+            book_changed=bool(outcome.matches or outcome.rest_quantity or outcome.expired_makers),
         )
-
+        _record_matches(
+            ledger=ledger, matches=outcome.matches, settlement=settlement, market=request.market, book=book, taker=taker
+        )
+        _release_expired_makers(ledger, outcome, settlement, book)
+        reserve_asset = market.quote if request.side == BUY else market.base
+        ledger.reserve(
+            account_pk=request.account.pk, asset=reserve_asset, amount=outcome.reservation, order_id=order_id
+        )
+    except _Rejection as rejection:
+        return _reject(request, actor=actor, reason=rejection.reason, message=rejection.message, order_id=order_id)
     try:
-        journal_post(
-            kind=EntryKind.TRADE,
-            legs=legs,
-            actor=actor,
-            memo=f"{fill.side} {fill.quantity.normalize():f} {market.symbol} @ {fill.price.normalize():f}",
-            reference_type="trade",
-            reference_id=str(trade_id),
-            metadata={
-                "order_id": str(order_id),
-                "trade_id": str(trade_id),
-                "symbol": market.symbol,
-                "side": fill.side,
-                "quantity": f"{fill.quantity:f}",
-                "price": f"{fill.price:f}",
-                "quote_amount": f"{fill.quote_amount:f}",
-                "fee": f"{fill.fee:f}",
-            },
-            before_books=record_fill,
-        )
+        store.settle(settlement)
     except errors.InsufficientBalance as exc:
-        return _reject(request, actor=actor, reason=exc.code, message=exc.message, order_id=order_id)
-    order = records["order"]
-    # Hand the fill to the caller as if prefetched (saves the serializer a query). A queryset, as Django's own
-    # prefetch stores it, so order.fills.get() / .filter() / .exists() keep working on the returned order.
-    fills = order.fills.all()
-    fills._result_cache, fills._prefetch_done = [records["trade"]], True  # type: ignore[attr-defined]
-    order._prefetched_objects_cache = {"fills": fills}  # type: ignore[attr-defined]
-    return order
+        return _reject(
+            request, actor=actor, reason=RejectReason.INSUFFICIENT_BALANCE, message=exc.message, order_id=order_id
+        )
+    taker_fills = [f for f in settlement.fills if f.liquidity == LiquidityRole.TAKER]
+    return PlacedOrder(taker, taker_fills)
 
 
 def _replay(request: OrderRequest) -> Order | None:
@@ -384,33 +789,21 @@ def _replay(request: OrderRequest) -> Order | None:
     return original
 
 
-def order_place(*, request: OrderRequest, actor: Any) -> tuple[Order, bool]:
-    """Place a market order. Returns (order, created); created is False for an idempotent replay.
-    A rejected order is returned (status rejected), not raised: it is recorded and the caller reports it."""
-    order_request_validate(request=request)
+def _with_retries(run: Any, *, on_exhausted: Any = None) -> Any:
+    """Run ``run(attempt)`` in a transaction; retry when a house shard ran dry, or on a deadlock or serialization
+    failure (which the lock order should prevent), a bounded number of times."""
     retryable = not connection.in_atomic_block
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                return _place(request, actor=actor, attempt=attempt), True
-        except IntegrityError:
-            replay = _replay(request)
-            if replay is None:
-                raise
-            return replay, False
+                return run(attempt)
         except errors.LiquidityContention:
-            # The shard chosen from an unlocked read ran dry before settlement; everything was rolled back.
-            # Choose again from fresh balances; after the last try, record the refusal.
             logger.info("order_retry", attempt=attempt, reason="liquidity_contention")
             if attempt == MAX_ATTEMPTS:
+                if on_exhausted is None:
+                    raise
                 with transaction.atomic():
-                    return _reject(
-                        request,
-                        actor=actor,
-                        reason=errors.InsufficientLiquidity.code,
-                        message=errors.InsufficientLiquidity.default_message,
-                        order_id=uuid.uuid4(),
-                    ), True
+                    return on_exhausted()
         except OperationalError as exc:
             sqlstate = getattr(exc.__cause__, "sqlstate", None)
             if not retryable or sqlstate not in RETRYABLE_SQLSTATES:
@@ -421,21 +814,154 @@ def order_place(*, request: OrderRequest, actor: Any) -> tuple[Order, bool]:
     raise AssertionError("unreachable")
 
 
-@transaction.atomic
-def order_cancel(*, order: Order, actor: Any) -> Order:
-    """Cancel an order that can still be cancelled. Market orders never can: they end filled or rejected.
-    Conditional update: of two concurrent cancels (or a cancel and a fill) only one wins."""
-    updated = Order.objects.filter(pk=order.pk, status__in=CANCELABLE_STATUSES).update(
-        status=OrderStatus.CANCELLED, updated_at=timezone.now()
-    )
-    if not updated:
-        order.refresh_from_db(fields=["status"])
-        raise errors.OrderNotCancelable(
-            f"The order is {order.status} and can no longer be cancelled.",
-            details={"order_id": str(order.order_id), "status": order.status},
+def order_place(*, request: OrderRequest, actor: Any) -> tuple[PlacedOrder, bool]:
+    """Place an order. Returns (placed order, created); created is False for an idempotent replay. A rejected
+    order is returned (status rejected), not raised: it is recorded and the caller reports it."""
+    order_request_validate(request=request)
+    try:
+        placed = _with_retries(
+            lambda attempt: _place(request, actor=actor, attempt=attempt),
+            on_exhausted=lambda: _reject(
+                request,
+                actor=actor,
+                reason=RejectReason.INSUFFICIENT_LIQUIDITY,
+                message=errors.InsufficientLiquidity.default_message,
+                order_id=uuid.uuid4(),
+            ),
         )
-    order.refresh_from_db()
-    order._history_user = actor  # type: ignore[attr-defined]
-    order._change_reason = "cancelled"  # type: ignore[attr-defined]
-    order.save(update_fields=["updated_at"])
-    return order
+    except IntegrityError:
+        replay = _replay(request)
+        if replay is None:
+            raise
+        return PlacedOrder(replay, list(replay.fills.select_related("trade").order_by("id"))), False
+    return placed, True
+
+
+# --- cancel ------------------------------------------------------------------------------------------------------
+def _cancel_in_book(*, book: LockedBook, orders: list[Order], actor: Any, reason: str, now: datetime) -> list[Order]:
+    """Cancel resting ``orders`` of the locked market: release what each holds, mark it cancelled."""
+    market = book.market
+    ledger = _Ledger(market=market, house=_HouseSide(optimistic=True, assets=(market.base, market.quote)))
+    settlement = Settlement(
+        now=now,
+        market_pk=market.pk,
+        actor_pk=getattr(actor, "pk", None),
+        history_reason=reason,
+        batch=ledger.batch,
+        checked_accounts=frozenset(),
+    )
+    for order in orders:
+        asset = market.quote if order.side == BUY else market.base
+        ledger.release(
+            account_pk=order.account_id, asset=asset, amount=order.locked, order_id=order.order_id, why=reason
+        )
+        order.status, order.end_reason, order.locked, order.updated_at = OrderStatus.CANCELLED, reason, ZERO, now
+        settlement.changed_orders.append(order)
+    if orders:
+        book_store().settle(settlement)
+    return orders
+
+
+def _lock_market(market_pk: int) -> LockedBook:
+    return book_store().lock_book(market_pk=market_pk, account_pk=None, key_id=None, side=BUY, limit=None)
+
+
+def order_cancel(*, order: Order, actor: Any, reason: str = EndReason.CANCELLED) -> Order:
+    """Cancel a resting order and release its reservation. Of a cancel and a fill (or two cancels) of the same
+    order exactly one wins: both lock the market first, and the order's state is read again under that lock."""
+    with transaction.atomic():
+        book = _lock_market(order.market_id)
+        current = Order.objects.select_related("account", "market").get(pk=order.pk)
+        if current.status not in RESTING_STATUSES:
+            raise errors.OrderNotCancelable(
+                f"The order is {current.status} and can no longer be cancelled.",
+                details={"order_id": str(current.order_id), "status": current.status},
+            )
+        _cancel_in_book(book=book, orders=[current], actor=actor, reason=reason, now=timezone.now())
+    return current
+
+
+def order_cancel_all(
+    *, account: Account, actor: Any, market: Market | None = None, reason: str = EndReason.CANCELLED
+) -> list[Order]:
+    """Cancel every resting order of an account (on one market, or all): markets are locked in id order first."""
+    open_orders = Order.objects.filter(account=account, status__in=RESTING_STATUSES)
+    if market is not None:
+        open_orders = open_orders.filter(market=market)
+    market_pks = sorted(set(open_orders.values_list("market_id", flat=True)))
+    cancelled: list[Order] = []
+    with transaction.atomic():
+        now = timezone.now()
+        for market_pk in market_pks:
+            book = _lock_market(market_pk)
+            orders = list(
+                Order.objects.select_related("account", "market")
+                .filter(account=account, market_id=market_pk, status__in=RESTING_STATUSES)
+                .order_by("id")
+            )
+            cancelled += _cancel_in_book(book=book, orders=orders, actor=actor, reason=reason, now=now)
+    return cancelled
+
+
+# --- the house's ladder moves ------------------------------------------------------------------------------------
+def _sweep(book: LockedBook, *, market: Market, actor: Any, reason: str, attempt: int) -> int:
+    """Fill the resting orders that the house's (new) quotes cross, as makers at their own prices. Returns the
+    number of trades."""
+    if book.market.status != MarketStatus.TRADING:
+        return 0
+    bids, asks = _ladder(book)
+    store = book_store()
+    crossed: list[BookOrder] = []
+    matches: list[Match] = []
+    terms = _terms(book.market)
+    for side, ladder in ((BUY, asks), (SELL, bids)):
+        if not ladder:
+            continue
+        orders = store.resting(market_pk=book.market.pk, side=side, limit=ladder[0].price, after=None, count=10_000)
+        matches += house_takes_crossed(orders, ladder, terms)
+        crossed += orders
+    now = timezone.now()
+    ledger = _Ledger(
+        market=book.market, house=_HouseSide(optimistic=attempt == 1, assets=(book.market.base, book.market.quote))
+    )
+    settlement = Settlement(
+        now=now,
+        market_pk=book.market.pk,
+        actor_pk=getattr(actor, "pk", None),
+        history_reason=reason,
+        batch=ledger.batch,
+        checked_accounts=frozenset(),
+    )
+    _record_matches(ledger=ledger, matches=matches, settlement=settlement, market=market, book=book, taker=None)
+    store.settle(settlement)
+    return len(matches)
+
+
+def market_price_set(*, market: Market, price: Any, actor: Any, reason: str = "") -> Market:
+    """Set a market's reference price (kept in its history, so every fill's price is traceable). The house's
+    ladder moves with it; resting orders it now crosses are filled against the house in the same transaction."""
+
+    def run(attempt: int) -> Market:
+        book = _lock_market(market.pk)
+        updated = market_services.market_set_price(market=market, price=price, actor=actor, reason=reason)
+        book.market.reference_price = updated.reference_price
+        _sweep(
+            book, market=updated, actor=actor, reason=f"house quotes moved: {updated.reference_price}", attempt=attempt
+        )
+        return updated
+
+    return _with_retries(run)
+
+
+def market_status_set(*, market: Market, status: str, actor: Any, reason: str = "") -> Market:
+    """Halt or resume a market. Resting orders stay in the book while it is halted; on resume, those the house's
+    quotes cross are filled at once."""
+
+    def run(attempt: int) -> Market:
+        book = _lock_market(market.pk)
+        updated = market_services.market_set_status(market=market, status=status, actor=actor, reason=reason)
+        book.market.status = updated.status
+        _sweep(book, market=updated, actor=actor, reason=f"market {updated.status}", attempt=attempt)
+        return updated
+
+    return _with_retries(run)

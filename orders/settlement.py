@@ -1,33 +1,31 @@
-"""Settlement validation: reconciliation checks proving that every fill settled exactly once, exactly as priced.
+"""Settlement validation: reconciliation checks proving that the book, the orders and the trades agree with the
+ledger, exactly.
 
-``ledger.reconciliation`` proves the ledger balances and the balance caches equal it; these checks (registered
-when the orders app loads, so ``manage.py reconcile`` and ``GET /api/v1/reconciliation`` run them) prove that the
-orders and trades agree with the ledger:
+``ledger.reconciliation`` proves the ledger balances and the balance caches equal it; these checks (registered when
+the orders app loads, so ``manage.py reconcile`` and ``GET /api/v1/reconciliation`` run them) prove:
 
-* every filled order has its trades (a market order exactly one), and its ``filled_quantity``, ``filled_quote``,
-  ``fee``, ``fee_asset`` and ``average_price`` equal what its trades add up to; the trades carry the order's
-  account, market and side;
-* every trade is priced as ``orders.pricing`` prices it: the price is the ask (buy) or bid (sell) of its recorded
-  reference price and spread, ``quote_amount`` is ``quantity x price`` rounded up for a buy and down for a sell
-  to the quote asset's unit, and the fee is ``quote_amount x fee_bps`` rounded up;
-* every trade is settled by exactly one journal entry of kind ``trade`` that balances per asset, whose reference
-  and metadata name that trade and its order, and whose postings are exactly the fill: the customer's base
-  changes by +-quantity and quote by -(quote_amount + fee) for a buy / +(quote_amount - fee) for a sell, the
-  house liquidity mirrors the trade (-+quantity, +-quote_amount), fee revenue receives the fee, and nothing else
-  is touched;
-* every trade entry belongs to an existing trade (no orphan or second settlement of one trade);
-* no rejected order has a trade or a journal entry (found by ``metadata.order_id`` or an ``order`` reference).
+* every trade is settled by exactly one journal entry of kind ``trade``, referencing it, whose postings are exactly
+  both sides of the trade and both fees: the taker's available base and quote, the maker's locked (what it gives)
+  and available (what it gets), the house mirroring whichever side it was, fee revenue the fees and the rounding;
+* every trade is priced as orders/matching.py prices it: the taker's quote amount is ``price x quantity`` rounded up
+  for a buyer and down for a seller, its fee rounded up; a resting order's amounts are rounded cumulatively over its
+  fills as a maker, at its own price; a trade with the house is at or outside the house's spread;
+* every order's fills (one per customer side of a trade, agreeing with the trade) add up to its filled quantity,
+  quote and fee, and ``filled + remaining = quantity``; a resting order has something left;
+* every reservation is accounted for: what an order reserved, less what its releases gave back and what it spent
+  as a maker, is what it still holds, and each account's locked balance equals what its resting orders hold;
+* no rejected order has a trade, a fill or an entry; every trade entry belongs to a trade;
+* the book is not crossed: on each market the best resting bid is below the best resting ask, and (while the market
+  trades) no resting order crosses the house's own quotes.
 
-The check reads everything in a handful of queries (trades, orders, order-related entries, their postings) and
-compares in Python; it never runs a query per order.
+Everything is read in a handful of queries and compared in Python; nothing runs a query per order.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Q
@@ -35,44 +33,22 @@ from django.db.models import Q
 from ledger.models import EntryKind, JournalEntry, LedgerAccountKind, Posting
 from ledger.reconciliation import Report, register_check
 from ledger.selectors import asset_map
-from markets.pricing import BPS, ceil_to, price_fill, quote_prices
-from orders.models import Order, OrderStatus, OrderType, Side, Trade
+from orders.matching import BPS, BUY, SELL, ceil_to, fee_of, floor_to
+from orders.models import RESTING_STATUSES, Fill, Order, OrderStatus, Trade
 
 ZERO = Decimal(0)
-FILLED_STATUSES = (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)
-_PARTY: dict[str, str] = {
-    LedgerAccountKind.CUSTOMER_AVAILABLE: "customer",
-    LedgerAccountKind.CUSTOMER_LOCKED: "customer",
-    LedgerAccountKind.HOUSE_LIQUIDITY: "house",
-    LedgerAccountKind.FEE_REVENUE: "fees",
-    LedgerAccountKind.EXTERNAL: "external",
-}
+ORDER_ENTRY_KINDS = (EntryKind.RESERVATION, EntryKind.RELEASE)
 
 
-@dataclass
-class _Trade:
-    pk: int
-    trade_id: str
-    order_pk: int
-    order_id: str
-    order_status: str
-    order_account: int
-    order_market: int
-    order_side: str
-    account: int
-    market: int
-    base: str
-    quote: str
-    side: str
-    quantity: Decimal
-    price: Decimal
-    quote_amount: Decimal
-    fee: Decimal
-    fee_asset: str
-    reference_price: Decimal
-    spread_bps: Decimal
-    fee_bps: Decimal
-    entry_pk: int
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}" if value else "0"
+    return value
+
+
+def _problem(report: Report, check: str, **details: Any) -> None:
+    """Record a discrepancy; decimals are written plainly ("6.51", not "6.510000000000000000")."""
+    report.problem(check, **{k: _plain(v) for k, v in details.items()})
 
 
 @dataclass
@@ -83,69 +59,22 @@ class _Entry:
     reference_type: str
     reference_id: str
     metadata: dict[str, Any]
-    # (party, asset) -> sum, and the customer accounts the entry touches
-    sums: dict[tuple[str, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
-    asset_totals: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
-    customers: set[int] = field(default_factory=set)
+    # (party, kind, asset) -> sum; party is an account pk for customers, "house" or "fees"
+    sums: dict[tuple[Any, str, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
 
 
-def _problem(report: Report, check: str, **details: Any) -> None:
-    """Record a discrepancy; decimals are written plainly ("6.51", not "6.510000000000000000")."""
-    plain = {k: (f"{v.normalize():f}" if v else "0") if isinstance(v, Decimal) else v for k, v in details.items()}
-    report.problem(check, **plain)
-
-
-def _load_trades() -> list[_Trade]:
-    fields = (
-        "pk",
-        "trade_id",
-        "order_id",
-        "order__order_id",
-        "order__status",
-        "order__account_id",
-        "order__market_id",
-        "order__side",
-        "account_id",
-        "market_id",
-        "market__base_asset_id",
-        "market__quote_asset_id",
-        "side",
-        "quantity",
-        "price",
-        "quote_amount",
-        "fee",
-        "fee_asset_id",
-        "reference_price",
-        "spread_bps",
-        "fee_bps",
-        "journal_entry_id",
-    )
-    trades = []
-    for row in Trade.objects.order_by("pk").values_list(*fields).iterator(chunk_size=5000):
-        values = list(row)
-        values[1], values[3] = str(values[1]), str(values[3])
-        trades.append(_Trade(*values))
-    return trades
-
-
-def _order_related_entries() -> Any:
-    """Entries that settle a trade or say they belong to an order or a trade, whatever their kind."""
-    return JournalEntry.objects.filter(
-        Q(kind=EntryKind.TRADE)
+def _load_entries() -> dict[int, _Entry]:
+    """Trade, reservation and release entries, and any entry that says it belongs to an order or a trade."""
+    related = JournalEntry.objects.filter(
+        Q(kind__in=(EntryKind.TRADE, *ORDER_ENTRY_KINDS))
         | Q(trade__isnull=False)
         | Q(reference_type__in=("order", "trade"))
         | Q(metadata__has_key="order_id")
         | Q(metadata__has_key="trade_id")
     )
-
-
-def _load_entries() -> dict[int, _Entry]:
-    related = _order_related_entries()
     entries = {
-        pk: _Entry(
-            pk, str(entry_id), kind, reference_type, reference_id, metadata if isinstance(metadata, dict) else {}
-        )
-        for pk, entry_id, kind, reference_type, reference_id, metadata in related.values_list(
+        pk: _Entry(pk, str(entry_id), kind, rtype, rid, meta if isinstance(meta, dict) else {})
+        for pk, entry_id, kind, rtype, rid, meta in related.values_list(
             "pk", "entry_id", "kind", "reference_type", "reference_id", "metadata"
         ).iterator(chunk_size=5000)
     }
@@ -156,74 +85,179 @@ def _load_entries() -> dict[int, _Entry]:
         entry = entries.get(entry_pk)
         if entry is None:  # an entry created between the two reads
             continue
-        entry.sums[(_PARTY[kind], asset)] += amount
-        entry.asset_totals[asset] += amount
         if account_pk is not None:
-            entry.customers.add(account_pk)
+            party: Any = account_pk
+        elif kind == LedgerAccountKind.FEE_REVENUE:
+            party, kind = "fees", ""
+        else:
+            party, kind = ("house" if kind == LedgerAccountKind.HOUSE_LIQUIDITY else "external"), ""
+        entry.sums[(party, kind, asset)] += amount
     return entries
 
 
-def _referenced_order(entry: _Entry) -> str | None:
-    value = entry.metadata.get("order_id")
-    if value is None and entry.reference_type == "order":
-        value = entry.reference_id
-    return None if value in (None, "") else str(value)
+@dataclass
+class _Order:
+    pk: int
+    order_id: str
+    account: int
+    market: int
+    side: str
+    order_type: str
+    status: str
+    quantity: Decimal | None
+    price: Decimal | None
+    remaining: Decimal | None
+    rest_quantity: Decimal
+    locked: Decimal
+    maker_fee_bps: Decimal
+    filled_quantity: Decimal
+    filled_quote: Decimal
+    fee: Decimal
 
 
-def _as_uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        return None
+ORDER_FIELDS = (
+    "pk",
+    "order_id",
+    "account_id",
+    "market_id",
+    "side",
+    "order_type",
+    "status",
+    "quantity",
+    "price",
+    "remaining_quantity",
+    "rest_quantity",
+    "locked",
+    "maker_fee_bps",
+    "filled_quantity",
+    "filled_quote",
+    "fee",
+)
 
 
-def _decimal(value: Any) -> Decimal | None:
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
+def _load_orders() -> dict[int, _Order]:
+    """Orders that matter to settlement: anything that filled, rests, holds or was rejected."""
+    qs = Order.objects.filter(
+        Q(status__in=(*RESTING_STATUSES, OrderStatus.FILLED, OrderStatus.REJECTED))
+        | Q(filled_quantity__gt=0)
+        | Q(rest_quantity__gt=0)
+        | Q(locked__gt=0)
+    )
+    orders = {}
+    for row in qs.values_list(*ORDER_FIELDS).iterator(chunk_size=5000):
+        values = list(row)
+        values[1] = str(values[1])
+        orders[values[0]] = _Order(*values)
+    return orders
 
 
-def _expected_postings(trade: _Trade) -> dict[tuple[str, str], Decimal]:
-    buy = trade.side == Side.BUY
-    base_change = trade.quantity if buy else -trade.quantity
-    customer_quote = -(trade.quote_amount + trade.fee) if buy else trade.quote_amount - trade.fee
-    expected = {
-        ("customer", trade.base): base_change,
-        ("customer", trade.quote): customer_quote,
-        ("house", trade.base): -base_change,
-        ("house", trade.quote): trade.quote_amount if buy else -trade.quote_amount,
-        ("fees", trade.quote): trade.fee,
-    }
+TRADE_FIELDS = (
+    "pk",
+    "trade_id",
+    "market_id",
+    "market__base_asset_id",
+    "market__quote_asset_id",
+    "price",
+    "quantity",
+    "taker_side",
+    "taker_order_id",
+    "taker_account_id",
+    "taker_quote",
+    "taker_fee",
+    "taker_fee_bps",
+    "maker_order_id",
+    "maker_account_id",
+    "maker_quote",
+    "maker_fee",
+    "fee_asset_id",
+    "reference_price",
+    "spread_bps",
+    "journal_entry_id",
+)
+
+
+@dataclass
+class _Trade:
+    pk: int
+    trade_id: str
+    market: int
+    base: str
+    quote: str
+    price: Decimal
+    quantity: Decimal
+    taker_side: str
+    taker_order: int | None
+    taker_account: int | None
+    taker_quote: Decimal
+    taker_fee: Decimal
+    taker_fee_bps: Decimal
+    maker_order: int | None
+    maker_account: int | None
+    maker_quote: Decimal
+    maker_fee: Decimal
+    fee_asset: str
+    reference_price: Decimal
+    spread_bps: Decimal
+    entry_pk: int
+
+    @property
+    def maker_side(self) -> str:
+        return SELL if self.taker_side == BUY else BUY
+
+    @property
+    def buyer_pays(self) -> Decimal:
+        return self.taker_quote if self.taker_side == BUY else self.maker_quote
+
+    @property
+    def seller_gets(self) -> Decimal:
+        return self.maker_quote if self.taker_side == BUY else self.taker_quote
+
+
+def _load_trades() -> list[_Trade]:
+    trades = []
+    for row in Trade.objects.order_by("pk").values_list(*TRADE_FIELDS).iterator(chunk_size=5000):
+        values = list(row)
+        values[1] = str(values[1])
+        trades.append(_Trade(*values))
+    return trades
+
+
+def _side_legs(account: str, side: str, trade: _Trade, *, quote: Decimal, fee: Decimal, maker: bool) -> dict:
+    """The postings one customer side of a trade makes: a taker pays from available, a maker from locked."""
+    pays = LedgerAccountKind.CUSTOMER_LOCKED if maker else LedgerAccountKind.CUSTOMER_AVAILABLE
+    gets = LedgerAccountKind.CUSTOMER_AVAILABLE
+    if side == BUY:
+        return {(account, pays, trade.quote): -(quote + fee), (account, gets, trade.base): trade.quantity}
+    return {(account, pays, trade.base): -trade.quantity, (account, gets, trade.quote): quote - fee}
+
+
+def _expected_postings(trade: _Trade) -> dict[tuple[Any, str, str], Decimal]:
+    expected: dict[tuple[Any, str, str], Decimal] = defaultdict(Decimal)
+    if trade.taker_account is not None:
+        for key, value in _side_legs(
+            "taker", trade.taker_side, trade, quote=trade.taker_quote, fee=trade.taker_fee, maker=False
+        ).items():
+            expected[key] += value
+    if trade.maker_account is not None:
+        for key, value in _side_legs(
+            "maker", trade.maker_side, trade, quote=trade.maker_quote, fee=trade.maker_fee, maker=True
+        ).items():
+            expected[key] += value
+    rounding = trade.buyer_pays - trade.seller_gets
+    fees = trade.taker_fee + trade.maker_fee + rounding
+    expected[("fees", "", trade.quote)] += fees
+    # The house takes whatever the customers and fees leave: it mirrors the side it was on.
+    for asset in (trade.base, trade.quote):
+        customers = sum(
+            (v for (party, _k, a), v in expected.items() if a == asset and party in ("taker", "maker")), ZERO
+        )
+        fee_part = fees if asset == trade.quote else ZERO
+        expected[("house", "", asset)] += -(customers + fee_part)
     return {key: value for key, value in expected.items() if value != 0}
 
 
-def _check_pricing(report: Report, trade: _Trade, names: dict[str, str]) -> None:
-    quantum = asset_map()[trade.quote].quantum
-    bid, ask = quote_prices(reference=trade.reference_price, spread_bps=trade.spread_bps, quote_quantum=quantum)
-    fill = price_fill(
-        side=trade.side, quantity=trade.quantity, price=trade.price, fee_bps=trade.fee_bps, quote_quantum=quantum
-    )
-    # Each figure against its own inputs, so one wrong figure is one discrepancy: the price against the reference
-    # and spread, the quote amount against quantity x price, the fee (as price_fill computes it) against the
-    # quote amount.
-    expected = {
-        "price": ask if trade.side == Side.BUY else bid,
-        "quote_amount": fill.quote_amount,
-        "fee": ceil_to(trade.quote_amount * trade.fee_bps / BPS, quantum),
-    }
-    actual = {"price": trade.price, "quote_amount": trade.quote_amount, "fee": trade.fee}
-    for name, value in expected.items():
-        if actual[name] != value:
-            _problem(report, "trade_pricing_mismatch", **names, field=name, expected=value, actual=actual[name])
-    if trade.fee_asset != trade.quote:
-        _problem(
-            report, "trade_pricing_mismatch", **names, field="fee_asset", expected=trade.quote, actual=trade.fee_asset
-        )
-
-
 def _check_trade_entry(report: Report, trade: _Trade, entry: _Entry | None, names: dict[str, str]) -> None:
-    if entry is None:  # the trade's own entry is always loaded; only a concurrent insert can miss it
+    if entry is None:
         return
     if entry.kind != EntryKind.TRADE:
         _problem(report, "trade_entry_wrong_kind", **names, kind=entry.kind)
@@ -231,198 +265,322 @@ def _check_trade_entry(report: Report, trade: _Trade, entry: _Entry | None, name
         _problem(
             report, "trade_entry_reference_mismatch", **names, reference=f"{entry.reference_type}:{entry.reference_id}"
         )
-    meta = entry.metadata
-    for key, expected in (("order_id", trade.order_id), ("trade_id", trade.trade_id)):
-        if key in meta and str(meta[key]) != expected:
-            _problem(report, "trade_metadata_mismatch", **names, field=key, trade=expected, entry=meta[key])
-    for key in ("quantity", "price", "quote_amount", "fee"):
-        if key in meta and _decimal(meta[key]) != getattr(trade, key):
-            _problem(report, "trade_metadata_mismatch", **names, field=key, trade=getattr(trade, key), entry=meta[key])
-    if "side" in meta and meta["side"] != trade.side:
-        _problem(report, "trade_metadata_mismatch", **names, field="side", trade=trade.side, entry=meta["side"])
-    for asset, total in sorted(entry.asset_totals.items()):
+    if "trade_id" in entry.metadata and str(entry.metadata["trade_id"]) != trade.trade_id:
+        _problem(report, "trade_metadata_mismatch", **names, field="trade_id", entry=entry.metadata["trade_id"])
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for (_party, _kind, asset), amount in entry.sums.items():
+        totals[asset] += amount
+    for asset, total in sorted(totals.items()):
         if total != 0:
             _problem(report, "trade_entry_unbalanced", **names, asset=asset, total=total)
-    if entry.customers - {trade.account}:
-        _problem(
-            report,
-            "trade_postings_mismatch",
-            **names,
-            party="other_customer",
-            accounts=sorted(entry.customers - {trade.account}),
-        )
     wanted = _expected_postings(trade)
-    posted = {key: value for key, value in entry.sums.items() if value != 0}
-    for party, asset in sorted(set(wanted) | set(posted)):
-        want, got = wanted.get((party, asset), ZERO), posted.get((party, asset), ZERO)
+    roles = {trade.taker_account: "taker", trade.maker_account: "maker"}
+    posted: dict[tuple[Any, str, str], Decimal] = defaultdict(Decimal)
+    for (party, kind, asset), value in entry.sums.items():
+        party = roles.get(party, f"account {party}") if isinstance(party, int) else party
+        posted[(party, kind, asset)] += value
+    posted = {key: value for key, value in posted.items() if value != 0}
+    for key in sorted(set(wanted) | set(posted), key=str):
+        want, got = wanted.get(key, ZERO), posted.get(key, ZERO)
         if want != got:
-            _problem(report, "trade_postings_mismatch", **names, party=party, asset=asset, expected=want, actual=got)
-
-
-def _check_order(report: Report, order: tuple[Any, ...], fills: list[_Trade]) -> None:
-    (
-        _pk,
-        order_id,
-        status,
-        order_type,
-        _account,
-        _market,
-        _side,
-        filled_quantity,
-        filled_quote,
-        fee,
-        fee_asset,
-        average_price,
-    ) = order
-    if status in FILLED_STATUSES and not fills:
-        _problem(report, "filled_order_without_trade", order_id=order_id, status=status)
-        return
-    if status == OrderStatus.FILLED and order_type == OrderType.MARKET and len(fills) != 1:
-        _problem(
-            report,
-            "order_trade_count",
-            order_id=order_id,
-            expected=1,
-            actual=len(fills),
-            trade_ids=",".join(t.trade_id for t in fills),
-        )
-    sums = {
-        "filled_quantity": (filled_quantity, sum((t.quantity for t in fills), ZERO)),
-        "filled_quote": (filled_quote, sum((t.quote_amount for t in fills), ZERO)),
-        "fee": (fee, sum((t.fee for t in fills), ZERO)),
-    }
-    if len(fills) == 1:
-        sums["average_price"] = (average_price, fills[0].price)
-    for name, (stored, from_trades) in sums.items():
-        if stored != from_trades:
+            party, kind, asset = key
             _problem(
                 report,
-                "order_fills_mismatch",
-                order_id=order_id,
-                field=name,
-                order=stored,
-                trades=from_trades,
-                trade_ids=",".join(t.trade_id for t in fills),
+                "trade_postings_mismatch",
+                **names,
+                party=party,
+                ledger_account=kind or party,
+                asset=asset,
+                expected=want,
+                actual=got,
             )
-    fee_assets = {t.fee_asset for t in fills}
-    if fills and fee_assets != {fee_asset}:
+
+
+def _check_pricing(report: Report, trade: _Trade, orders: dict[int, _Order], names: dict[str, str]) -> None:
+    quantum = asset_map()[trade.quote].quantum
+    rnd = ceil_to if trade.taker_side == BUY else floor_to
+    expected = {
+        "taker_quote": rnd(trade.price * trade.quantity, quantum),
+        "taker_fee": fee_of(trade.taker_quote, trade.taker_fee_bps, quantum),
+    }
+    if trade.maker_order is None:  # the house's quote: the customer's amounts exactly, at or outside its spread
+        expected |= {"maker_quote": trade.taker_quote, "maker_fee": ZERO}
+        half = trade.reference_price * trade.spread_bps / BPS / 2
+        outside = (
+            trade.price >= trade.reference_price + half - quantum
+            if trade.taker_side == BUY
+            else trade.price <= trade.reference_price - half + quantum
+        )
+        if not outside:
+            _problem(report, "trade_inside_house_spread", **names, price=trade.price, reference=trade.reference_price)
+    if trade.taker_order is None:  # the house took a crossed order: the maker's amounts exactly, no taker fee
+        expected = {"taker_quote": trade.maker_quote, "taker_fee": ZERO}
+    for name, value in expected.items():
+        if getattr(trade, name) != value:
+            _problem(report, "trade_pricing_mismatch", **names, field=name, expected=value, actual=getattr(trade, name))
+    if trade.fee_asset != trade.quote:
+        _problem(
+            report, "trade_pricing_mismatch", **names, field="fee_asset", expected=trade.quote, actual=trade.fee_asset
+        )
+    taker = orders.get(trade.taker_order) if trade.taker_order else None
+    if taker is not None and taker.price is not None:
+        worse = trade.price > taker.price if trade.taker_side == BUY else trade.price < taker.price
+        if worse:
+            _problem(report, "trade_beyond_limit", **names, price=trade.price, limit=taker.price)
+    maker = orders.get(trade.maker_order) if trade.maker_order else None
+    if maker is not None and maker.price != trade.price:
+        _problem(report, "trade_not_at_maker_price", **names, price=trade.price, maker_price=maker.price)
+
+
+def _check_maker_rounding(report: Report, order: _Order, maker_trades: list[_Trade]) -> None:
+    """A resting order's maker amounts, added up fill by fill, equal its cumulative rounding."""
+    if not maker_trades or order.price is None:
+        return
+    quantum = asset_map()[maker_trades[0].quote].quantum
+    rnd = ceil_to if order.side == BUY else floor_to
+    filled = quote_sum = fee_sum = ZERO
+    for trade in maker_trades:
+        filled += trade.quantity
+        quote_sum += trade.maker_quote
+        fee_sum += trade.maker_fee
+        want_quote = rnd(order.price * filled, quantum)
+        want_fee = fee_of(want_quote, order.maker_fee_bps, quantum)
+        if (quote_sum, fee_sum) != (want_quote, want_fee):
+            _problem(
+                report,
+                "maker_rounding_mismatch",
+                order_id=order.order_id,
+                trade_id=trade.trade_id,
+                quote=quote_sum,
+                expected_quote=want_quote,
+                fee=fee_sum,
+                expected_fee=want_fee,
+            )
+            return
+
+
+def _check_order_fills(report: Report, order: _Order, fills: list[tuple[Any, ...]]) -> None:
+    sums = {
+        "filled_quantity": (order.filled_quantity, sum((f[2] for f in fills), ZERO)),
+        "filled_quote": (order.filled_quote, sum((f[3] for f in fills), ZERO)),
+        "fee": (order.fee, sum((f[4] for f in fills), ZERO)),
+    }
+    for name, (stored, from_fills) in sums.items():
+        if stored != from_fills:
+            _problem(
+                report, "order_fills_mismatch", order_id=order.order_id, field=name, order=stored, fills=from_fills
+            )
+    if order.quantity is not None and order.remaining is not None:
+        if order.filled_quantity + order.remaining != order.quantity:
+            _problem(
+                report,
+                "order_quantity_mismatch",
+                order_id=order.order_id,
+                quantity=order.quantity,
+                filled=order.filled_quantity,
+                remaining=order.remaining,
+            )
+    if order.status in RESTING_STATUSES and not (order.remaining or ZERO) > 0:
+        _problem(report, "resting_order_without_rest", order_id=order.order_id, status=order.status)
+    if order.status == OrderStatus.FILLED and order.quantity is not None and order.remaining != 0:
+        _problem(report, "filled_order_with_rest", order_id=order.order_id, remaining=order.remaining)
+    if order.status not in RESTING_STATUSES and order.locked != 0:
+        _problem(report, "final_order_holds_funds", order_id=order.order_id, status=order.status, locked=order.locked)
+
+
+def _fill_matches_trade(report: Report, fill: tuple[Any, ...], trade: _Trade, order: _Order | None) -> None:
+    _pk, order_pk, quantity, quote_amount, fee, side, liquidity, account, _trade_pk = fill
+    taker = liquidity == "taker"
+    want = (
+        (trade.taker_order, trade.taker_account, trade.taker_side, trade.taker_quote, trade.taker_fee)
+        if taker
+        else (trade.maker_order, trade.maker_account, trade.maker_side, trade.maker_quote, trade.maker_fee)
+    )
+    got = (order_pk, account, side, quote_amount, fee)
+    if want != got or quantity != trade.quantity:
         _problem(
             report,
-            "order_fills_mismatch",
-            order_id=order_id,
-            field="fee_asset",
-            order=fee_asset,
-            trades=",".join(sorted(fee_assets)),
+            "fill_trade_mismatch",
+            trade_id=trade.trade_id,
+            order_id=order.order_id if order else order_pk,
+            liquidity=liquidity,
+            fill=",".join(str(_plain(v)) for v in (*got, quantity)),
+            trade=",".join(str(_plain(v)) for v in (*want, trade.quantity)),
         )
+
+
+def _check_reservations(
+    report: Report, orders: dict[int, _Order], entries: dict[int, _Entry], trades: list[_Trade]
+) -> None:
+    """Per order: reserved - released - spent as a maker = what it holds. Per account: locked = what its resting
+    orders hold."""
+    from accounts.models import Balance
+    from markets.models import Market
+
+    by_uuid = {o.order_id: o for o in orders.values()}
+    assets = dict(Market.objects.values_list("pk", "base_asset_id"))
+    quotes = dict(Market.objects.values_list("pk", "quote_asset_id"))
+    flows: dict[int, Decimal] = defaultdict(Decimal)
+    for entry in entries.values():
+        if entry.kind not in ORDER_ENTRY_KINDS:
+            continue
+        order = by_uuid.get(entry.reference_id) if entry.reference_type == "order" else None
+        if order is None:
+            _problem(report, "reservation_without_order", entry_id=entry.entry_id, kind=entry.kind)
+            continue
+        asset = quotes[order.market] if order.side == BUY else assets[order.market]
+        locked_change = entry.sums.get((order.account, LedgerAccountKind.CUSTOMER_LOCKED, asset), ZERO)
+        flows[order.pk] += locked_change
+        if order.status == OrderStatus.REJECTED:
+            _problem(
+                report, "rejected_order_has_entry", order_id=order.order_id, entry_id=entry.entry_id, kind=entry.kind
+            )
+    for trade in trades:
+        if trade.maker_order is not None:
+            spent = trade.maker_quote + trade.maker_fee if trade.maker_side == BUY else trade.quantity
+            flows[trade.maker_order] -= spent
+    for order in orders.values():
+        if flows.get(order.pk, ZERO) != order.locked:
+            _problem(
+                report,
+                "order_reservation_mismatch",
+                order_id=order.order_id,
+                holds=order.locked,
+                reserved_less_released_and_spent=flows.get(order.pk, ZERO),
+            )
+    held: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    for order in orders.values():
+        if order.status in RESTING_STATUSES:
+            asset = quotes[order.market] if order.side == BUY else assets[order.market]
+            held[(order.account, asset)] += order.locked
+    locked_rows = {
+        (a, asset): value
+        for a, asset, value in Balance.objects.filter(Q(locked__gt=0) | Q(locked__lt=0)).values_list(
+            "account_id", "asset_id", "locked"
+        )
+    }
+    for key in sorted(set(held) | set(locked_rows)):
+        if held.get(key, ZERO) != locked_rows.get(key, ZERO):
+            _problem(
+                report,
+                "locked_balance_mismatch",
+                account=key[0],
+                asset=key[1],
+                locked=locked_rows.get(key, ZERO),
+                resting_orders_hold=held.get(key, ZERO),
+            )
+
+
+def _check_book_not_crossed(report: Report) -> None:
+    from markets.ladder import house_ladder
+    from markets.market_data import house_inventory
+    from markets.models import Market, MarketStatus
+    from markets.services import ladder_settings
+
+    inventory = house_inventory(*asset_map())
+    for market in Market.objects.all():
+        resting = Order.objects.filter(market=market, status__in=RESTING_STATUSES)
+        best_bid = resting.filter(side=BUY).order_by("-price").values_list("price", flat=True).first()
+        best_ask = resting.filter(side=SELL).order_by("price").values_list("price", flat=True).first()
+        if best_bid is not None and best_ask is not None and best_bid >= best_ask:
+            _problem(report, "book_crossed", symbol=market.symbol, best_bid=best_bid, best_ask=best_ask)
+        if market.status != MarketStatus.TRADING:
+            continue
+        bids, asks = house_ladder(
+            ladder_settings(market),
+            base_inventory=inventory.get(market.base_asset_id, ZERO),
+            quote_inventory=inventory.get(market.quote_asset_id, ZERO),
+        )
+        if best_bid is not None and asks and best_bid >= asks[0][0]:
+            _problem(report, "book_crossed_house", symbol=market.symbol, best_bid=best_bid, house_ask=asks[0][0])
+        if best_ask is not None and bids and best_ask <= bids[0][0]:
+            _problem(report, "book_crossed_house", symbol=market.symbol, best_ask=best_ask, house_bid=bids[0][0])
 
 
 @register_check
 def check_settlement(report: Report) -> None:
-    trades = _load_trades()
+    orders = _load_orders()
     entries = _load_entries()
-    orders: dict[int, tuple[Any, ...]] = {
-        row[0]: (row[0], str(row[1]), *row[2:])
-        for row in Order.objects.filter(
-            Q(status__in=(*FILLED_STATUSES, OrderStatus.REJECTED)) | Q(filled_quantity__gt=0) | Q(fee__gt=0)
-        )
-        .values_list(
-            "pk",
-            "order_id",
-            "status",
-            "order_type",
-            "account_id",
-            "market_id",
-            "side",
-            "filled_quantity",
-            "filled_quote",
-            "fee",
-            "fee_asset_id",
-            "average_price",
-        )
+    trades = _load_trades()
+    trade_by_pk = {t.pk: t for t in trades}
+    fills = list(
+        Fill.objects.order_by("pk")
+        .values_list("pk", "order_id", "quantity", "quote_amount", "fee", "side", "liquidity", "account_id", "trade_id")
         .iterator(chunk_size=5000)
+    )
+    missing = {f[1] for f in fills if f[1] not in orders} | {
+        pk for t in trades for pk in (t.taker_order, t.maker_order) if pk is not None and pk not in orders
     }
-    rejected = {order[1] for order in orders.values() if order[2] == OrderStatus.REJECTED}
-    fills: dict[int, list[_Trade]] = defaultdict(list)
-    trade_by_id = {trade.trade_id: trade for trade in trades}
+    if missing:  # orders with fills are always loaded; only a concurrent write can miss one
+        for row in Order.objects.filter(pk__in=missing).values_list(*ORDER_FIELDS):
+            values = list(row)
+            values[1] = str(values[1])
+            orders[values[0]] = _Order(*values)
 
-    # Trades: priced right, settled by their entry, consistent with their order.
+    maker_trades: dict[int, list[_Trade]] = defaultdict(list)
+    linked = set()
     for trade in trades:
-        names = {"trade_id": trade.trade_id, "order_id": trade.order_id}
+        names = {"trade_id": trade.trade_id}
+        for role, pk in (("taker_order_id", trade.taker_order), ("maker_order_id", trade.maker_order)):
+            if pk is not None and pk in orders:
+                names[role] = orders[pk].order_id
         entry = entries.get(trade.entry_pk)
+        linked.add(trade.entry_pk)
         if entry is not None:
             names["entry_id"] = entry.entry_id
-        fills[trade.order_pk].append(trade)
-        if trade.order_status == OrderStatus.REJECTED:
-            _problem(report, "rejected_order_has_trade", **names)
-        for name, on_trade, on_order in (
-            ("account", trade.account, trade.order_account),
-            ("market", trade.market, trade.order_market),
-            ("side", trade.side, trade.order_side),
-        ):
-            if on_trade != on_order:
-                _problem(report, "trade_order_mismatch", **names, field=name, trade=on_trade, order=on_order)
-        _check_pricing(report, trade, names)
+        for pk in (trade.taker_order, trade.maker_order):
+            if pk is not None and orders.get(pk) and orders[pk].status == OrderStatus.REJECTED:
+                _problem(report, "rejected_order_has_trade", order_id=orders[pk].order_id, **names)
+        _check_pricing(report, trade, orders, names)
         _check_trade_entry(report, trade, entry, names)
+        if trade.maker_order is not None:
+            maker_trades[trade.maker_order].append(trade)
 
-    # Orders: a filled order's figures are what its trades add up to. An order with trades but no fills recorded
-    # (not in ``orders``: not filled, nothing filled) is checked against zero.
-    for order_pk in sorted(set(orders) | set(fills)):
-        order: tuple[Any, ...] | None = orders.get(order_pk)
-        if order is None:
-            first = fills[order_pk][0]
-            order = (order_pk, first.order_id, first.order_status, "", 0, 0, "", ZERO, ZERO, ZERO, None, None)
-        if order[2] != OrderStatus.REJECTED:  # a rejected order's trades are reported above
-            _check_order(report, order, fills.get(order_pk, []))
-
-    # Entries: each trade entry settles a trade, once; no entry belongs to a rejected order.
-    linked = {trade.entry_pk for trade in trades}
-    unknown_orders: dict[str, list[_Entry]] = defaultdict(list)
-    known_orders = {order[1] for order in orders.values()}
-    for entry in entries.values():
-        if entry.pk not in linked:
-            claimed = str(
-                entry.metadata.get("trade_id") or (entry.reference_id if entry.reference_type == "trade" else "")
+    fills_by_order: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+    fills_by_trade: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+    for fill in fills:
+        fills_by_order[fill[1]].append(fill)
+        fills_by_trade[fill[8]].append(fill)
+        trade = trade_by_pk.get(fill[8])
+        if trade is not None:
+            _fill_matches_trade(report, fill, trade, orders.get(fill[1]))
+    for trade in trades:
+        want = (trade.taker_order is not None) + (trade.maker_order is not None)
+        if len(fills_by_trade.get(trade.pk, [])) != want:
+            _problem(
+                report,
+                "trade_fill_count",
+                trade_id=trade.trade_id,
+                expected=want,
+                actual=len(fills_by_trade.get(trade.pk, [])),
             )
-            if claimed in trade_by_id:
-                _problem(
-                    report,
-                    "trade_settled_twice",
-                    trade_id=claimed,
-                    entry_id=entry.entry_id,
-                    kind=entry.kind,
-                    settled_by=_entry_id_of(entries, trade_by_id[claimed]),
-                )
-            elif entry.kind == EntryKind.TRADE or claimed:
-                named = {k: v for k, v in (("trade_id", claimed), ("order_id", _referenced_order(entry))) if v}
-                _problem(report, "trade_entry_without_trade", entry_id=entry.entry_id, kind=entry.kind, **named)
-        order_id = _referenced_order(entry)
-        if order_id is None:
+
+    for order in orders.values():
+        if order.status == OrderStatus.REJECTED:
+            if fills_by_order.get(order.pk):
+                _problem(report, "rejected_order_has_fill", order_id=order.order_id)
             continue
-        if order_id in rejected:
-            _problem(report, "rejected_order_has_entry", order_id=order_id, entry_id=entry.entry_id, kind=entry.kind)
-        elif order_id not in known_orders:
-            unknown_orders[order_id].append(entry)
-    if unknown_orders:
-        parsed = {value: _as_uuid(value) for value in unknown_orders}
-        statuses = {
-            str(order_id): status
-            for order_id, status in Order.objects.filter(
-                order_id__in=[u for u in parsed.values() if u is not None]
-            ).values_list("order_id", "status")
-        }
-        for order_id, referencing in sorted(unknown_orders.items()):
-            found = statuses.get(str(parsed[order_id]))
-            status = {"status": found} if found else {}
-            check = "entry_order_not_filled" if status else "entry_order_unknown"
-            for entry in referencing:
-                _problem(report, check, order_id=order_id, entry_id=entry.entry_id, kind=entry.kind, **status)
+        _check_order_fills(report, order, fills_by_order.get(order.pk, []))
+        _check_maker_rounding(report, order, maker_trades.get(order.pk, []))
 
-    report.checks["orders_settled"] = sum(1 for order in orders.values() if order[2] in FILLED_STATUSES)
-    report.checks["rejected_orders"] = len(rejected)
+    trade_ids = {t.trade_id for t in trades}
+    for entry in entries.values():
+        if entry.pk in linked or entry.kind in ORDER_ENTRY_KINDS:
+            continue
+        claimed = str(entry.metadata.get("trade_id") or (entry.reference_id if entry.reference_type == "trade" else ""))
+        if claimed in trade_ids:
+            _problem(report, "trade_settled_twice", trade_id=claimed, entry_id=entry.entry_id, kind=entry.kind)
+        elif entry.kind == EntryKind.TRADE or claimed:
+            _problem(report, "trade_entry_without_trade", entry_id=entry.entry_id, kind=entry.kind, trade_id=claimed)
+        elif entry.reference_type == "order" or "order_id" in entry.metadata:
+            _problem(report, "order_entry_unexpected", entry_id=entry.entry_id, kind=entry.kind)
+
+    _check_reservations(report, orders, entries, trades)
+    _check_book_not_crossed(report)
+
+    report.checks["orders_settled"] = sum(1 for o in orders.values() if o.filled_quantity > 0)
+    report.checks["resting_orders"] = sum(1 for o in orders.values() if o.status in RESTING_STATUSES)
+    report.checks["rejected_orders"] = sum(1 for o in orders.values() if o.status == OrderStatus.REJECTED)
     report.checks["trades"] = len(trades)
-    report.checks["trade_entries"] = sum(1 for entry in entries.values() if entry.kind == EntryKind.TRADE)
-
-
-def _entry_id_of(entries: dict[int, _Entry], trade: _Trade) -> str | None:
-    entry = entries.get(trade.entry_pk)
-    return entry.entry_id if entry else None
+    report.checks["fills"] = len(fills)
+    report.checks["trade_entries"] = sum(1 for e in entries.values() if e.kind == EntryKind.TRADE)

@@ -49,7 +49,7 @@ from ledger.models import Posting
 from ledger.selectors import asset_map
 from markets.models import Market
 from markets.selectors import usd_prices
-from orders.models import Side, Trade
+from orders.models import Fill, Side
 
 ZERO = Decimal(0)
 USD = "USD"
@@ -166,7 +166,7 @@ class _Event:
 def _events(account_pks: list[int] | None, assets: list[str]) -> list[_Event]:
     """Fills and non-trade ledger movements of the accounts (None: every account), in ledger order. One account's
     entries are serialized by its balance row locks, so their ids are in the order they happened."""
-    trades = Trade.objects.all()
+    trades = Fill.objects.all()
     postings = Posting.objects.filter(asset_id__in=assets, account__isnull=False, entry__trade__isnull=True)
     if account_pks is not None:
         trades = trades.filter(account_id__in=account_pks)
@@ -174,7 +174,7 @@ def _events(account_pks: list[int] | None, assets: list[str]) -> list[_Event]:
     events = [
         _Event(entry_pk, account_pk, created_at, trade=(base, quote, side, quantity, quote_amount, fee))
         for entry_pk, account_pk, created_at, base, quote, side, quantity, quote_amount, fee in trades.values_list(
-            "journal_entry_id",
+            "trade__journal_entry_id",
             "account_id",
             "created_at",
             "market__base_asset_id",
@@ -198,6 +198,7 @@ def _events(account_pks: list[int] | None, assets: list[str]) -> list[_Event]:
     events += [
         _Event(entry_pk, account_pk, created_at, transfer=(asset, amount))
         for (entry_pk, account_pk, asset), (amount, created_at) in net.items()
+        if amount != 0
         if amount != 0
     ]
     events.sort()

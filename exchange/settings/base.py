@@ -93,7 +93,13 @@ def _decimal(name: str, default: str) -> Decimal:
 # Local defaults of the runtime configuration keys (exchange/runtime_config.py): used when the configuration
 # service is off, unreachable, or does not know the key. Decimal, never float: they price money.
 DEFAULT_TAKER_FEE_BPS = _decimal("DEFAULT_TAKER_FEE_BPS", "10")
+DEFAULT_MAKER_FEE_BPS = _decimal("DEFAULT_MAKER_FEE_BPS", "5")
 DEFAULT_SPREAD_BPS = _decimal("DEFAULT_SPREAD_BPS", "10")
+# The house's ladder of quotes (markets/ladder.py): levels per side, their spacing, and a factor on each market's
+# size per level.
+MARKET_MAKING_LEVELS = env.int("MARKET_MAKING_LEVELS", default=10)
+MARKET_MAKING_STEP_BPS = _decimal("MARKET_MAKING_STEP_BPS", "5")
+MARKET_MAKING_SIZE_FACTOR = _decimal("MARKET_MAKING_SIZE_FACTOR", "1")
 MAX_ORDER_NOTIONAL_USD = _decimal("MAX_ORDER_NOTIONAL_USD", "1000000")
 RISK_HOUSE_INVENTORY_LOW_USD = _decimal("RISK_HOUSE_INVENTORY_LOW_USD", "100000")
 RISK_REJECTION_RATE_HIGH_PER_MIN = _decimal("RISK_REJECTION_RATE_HIGH_PER_MIN", "60")

@@ -115,7 +115,10 @@ def check_fill(order: dict[str, Any], market: dict[str, Any], payload: dict[str,
     quote = market["quote_asset"]
     reference, spread, fee_bps = D(market["price"]), D(market["spread_bps"]), D(market["taker_fee_bps"])
     half = reference * spread / BPS / 2
-    bid, ask = floor_to(reference - half, quote), ceil_to(reference + half, quote)
+    # The house's best quotes: half the spread away, rounded away from the reference price to the price tick.
+    tick = D(market["price_tick"])
+    bid = ((reference - half) / tick).to_integral_value(rounding="ROUND_FLOOR") * tick
+    ask = ((reference + half) / tick).to_integral_value(rounding="ROUND_CEILING") * tick
     assert (D(market["bid"]), D(market["ask"])) == (bid, ask)
     buy = payload["side"] == "buy"
 

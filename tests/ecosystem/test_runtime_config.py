@@ -172,6 +172,10 @@ def test_every_registered_key_has_a_decimal_default_from_settings(settings):
 
     assert {key: get_config(key) for key in KEYS} == {
         "trading.default_taker_fee_bps": Decimal(10),
+        "trading.default_maker_fee_bps": Decimal(5),
+        "market_making.levels": Decimal(10),
+        "market_making.step_bps": Decimal(5),
+        "market_making.size_factor": Decimal(1),
         "trading.default_spread_bps": Decimal(10),
         "trading.max_order_notional_usd": Decimal(1000000),
         "risk.house_inventory_low_usd": Decimal(100000),

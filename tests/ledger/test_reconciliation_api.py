@@ -59,8 +59,8 @@ def test_a_broken_settlement_answers_200_with_ok_false_naming_the_trade(operator
     assert report["ok"] is False
     named = [d for d in report["discrepancies"] if d.get("trade_id") == trade_id]
     assert {d["check"] for d in named} >= {"trade_postings_mismatch", "trade_pricing_mismatch"}
-    assert all(d["order_id"] == bought["order_id"] for d in named)
-    assert {"check", "trade_id", "entry_id", "order_id"} <= set(named[0])
+    assert all(d.get("taker_order_id", d.get("order_id")) == bought["order_id"] for d in named)
+    assert {"check", "trade_id", "entry_id", "taker_order_id"} <= set(named[0])
 
 
 def test_reconciliation_is_for_operators_only(alice_client, alice_reader, bob_client, anonymous_client, db):

@@ -81,7 +81,7 @@ def test_every_market_starts_with_a_first_history_version():
         assert abs(first.history_date - market.price_updated_at) < timedelta(seconds=5)
 
 
-def test_market_list_shows_every_market_with_price_quotes_and_rules(alice_reader):
+def test_market_list_shows_every_market_with_price_quotes_and_rules(alice_reader, house):
     response = alice_reader.get("/api/v1/markets")
 
     assert response.status_code == 200
@@ -93,7 +93,7 @@ def test_market_list_shows_every_market_with_price_quotes_and_rules(alice_reader
         assert D(market["bid"]) < D(market["price"]) < D(market["ask"])
 
 
-def test_btc_usd_quotes_half_the_spread_either_side_of_the_price(alice_reader):
+def test_btc_usd_quotes_half_the_spread_either_side_of_the_price(alice_reader, house):
     response = alice_reader.get("/api/v1/markets/BTC-USD")
 
     assert response.status_code == 200
@@ -110,15 +110,20 @@ def test_btc_usd_quotes_half_the_spread_either_side_of_the_price(alice_reader):
     )
 
 
-def test_bid_rounds_down_and_ask_rounds_up_at_the_quote_precision(alice_reader):
-    # ETH-BTC at 0.05384615 BTC: half of 10 bps is 0.000026923075, which does not fit BTC's 8 decimals.
-    # 0.053819226925 rounds down to the bid 0.05381922; 0.053873073075 rounds up to the ask 0.05387308.
+def test_bid_rounds_down_and_ask_rounds_up_to_the_price_tick(alice_reader, house):
+    # ETH-BTC at 0.05384615 BTC, price tick 0.00001: half of 10 bps is 0.000026923075.
+    # 0.053819226925 rounds down to the bid 0.05381; 0.053873073075 rounds up to the ask 0.05388.
     body = alice_reader.get("/api/v1/markets/ETH-BTC").json()
 
-    assert (body["price"], body["bid"], body["ask"]) == ("0.05384615", "0.05381922", "0.05387308")
+    assert (body["price"], body["bid"], body["ask"], body["price_tick"]) == (
+        "0.05384615",
+        "0.05381000",
+        "0.05388000",
+        "0.00001",
+    )
 
 
-def test_a_market_spread_overrides_the_configured_default(alice_reader):
+def test_a_market_spread_overrides_the_configured_default(alice_reader, house):
     Market.objects.filter(symbol="BTC-USD").update(spread_bps=D("25"))
 
     body = alice_reader.get("/api/v1/markets/BTC-USD").json()
@@ -151,7 +156,9 @@ def test_markets_need_an_api_key(anonymous_client):
 
 
 # --- Setting the price -------------------------------------------------------------------------------------
-def test_operator_sets_the_price_and_history_records_who_and_every_price(operator_client, operator_user, alice_reader):
+def test_operator_sets_the_price_and_history_records_who_and_every_price(
+    operator_client, operator_user, alice_reader, house
+):
     versions_before = btc_usd().history.count()
 
     first = operator_client.post("/api/v1/markets/BTC-USD/price", {"price": "70000"}, format="json")

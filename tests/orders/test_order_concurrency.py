@@ -84,9 +84,9 @@ def test_sixteen_concurrent_clients_cannot_overdraw_or_lose_orders(postgres, liv
     ids = [body["order_id"] for body in filled]
     assert len(ids) == len(set(ids))
     assert Order.objects.filter(order_id__in=ids, status="filled").count() == len(ids)
-    assert Trade.objects.filter(order__order_id__in=ids).count() == len(ids)
+    assert Trade.objects.filter(taker_order__order_id__in=ids).count() == len(ids)
     assert Order.objects.count() == len(answered)
-    assert not Trade.objects.exclude(order__order_id__in=ids).exists()
+    assert not Trade.objects.exclude(taker_order__order_id__in=ids).exists()
 
     assert not Balance.objects.filter(available__lt=0).exists()
     assert not LedgerAccount.objects.filter(kind="house_liquidity", balance__lt=0).exists()
@@ -117,7 +117,7 @@ def test_racing_for_scarce_house_liquidity_never_overdraws_the_house(postgres):
     def buy(i: int) -> None:
         try:
             barrier.wait(timeout=10)
-            order, _ = order_place(
+            placed, _ = order_place(
                 request=OrderRequest(
                     account=buyers[i],
                     market=market,
@@ -128,7 +128,7 @@ def test_racing_for_scarce_house_liquidity_never_overdraws_the_house(postgres):
                 ),
                 actor=None,
             )
-            results[i] = order
+            results[i] = placed.order
         except Exception as exc:
             results[i] = exc
         finally:

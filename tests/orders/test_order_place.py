@@ -57,7 +57,7 @@ def test_market_buy_of_0_1_btc_with_10000_usd(alice_client, alice_account, house
 
     trade = Trade.objects.get(trade_id=fill["trade_id"])
     entry = trade.journal_entry
-    assert entry.kind == "trade" and entry.metadata["order_id"] == body["order_id"]
+    assert entry.kind == "trade" and entry.metadata["taker_order_id"] == body["order_id"]
     house_lines = [line for line in lines_of(entry) if line[0] != "customer_available"]
     customer_lines = [line for line in lines_of(entry) if line[0] == "customer_available"]
     assert customer_lines == [
@@ -114,10 +114,11 @@ def test_cross_pair_eth_btc_settles_in_btc(alice_client, alice, house):
     response = order(alice_client, account, symbol="ETH/BTC", side="sell", quantity="1")
     assert response.status_code == 201, response.content
     body = response.json()
-    # bid = 0.05384615 - 0.5 x 10 bps = 0.0538192269... rounded down to 0.05381922 BTC; fee 0.00005382.
-    assert body["symbol"] == "ETH-BTC" and body["average_price"] == "0.05381922"
-    assert body["fee"] == "0.00005382" and body["fee_asset"] == "BTC"
-    assert balances_of(account)["BTC"] == (D("0.05376540"), D("0"))
+    # The house's bid = 0.05384615 - 0.5 x 10 bps = 0.0538192269..., rounded down to the tick 0.00001: 0.05381 BTC;
+    # fee 10 bps of 0.05381000 = 0.00005381.
+    assert body["symbol"] == "ETH-BTC" and body["average_price"] == "0.05381000"
+    assert body["fee"] == "0.00005381" and body["fee_asset"] == "BTC"
+    assert balances_of(account)["BTC"] == (D("0.05375619"), D("0"))
     assert reconcile().ok
 
 
@@ -206,15 +207,21 @@ def test_rejected_order_retry_returns_the_same_rejection(alice_client, alice_acc
 
 
 def test_large_buy_draws_on_several_house_shards(alice_client, alice, operator_user):
-    # 8 shards of 0.5 BTC each: no single shard can give 1.2 BTC, together they can.
+    # 8 shards of 0.5 BTC each: no single shard can give 1.2 BTC, together they can. The buy walks three levels of
+    # the house's ladder (0.5 + 0.5 + 0.2 BTC), each a trade.
     account_services.house_fund(asset="BTC", amount="4", actor=operator_user)
     account_services.house_fund(asset="USD", amount="100", actor=operator_user)
     account = make_account(owner=alice, label="whale", funds={"USD": "100000"})
     response = order(alice_client, account, symbol="BTC-USD", side="buy", quantity="1.2")
     assert response.status_code == 201, response.content
-    entry = JournalEntry.objects.get(kind="trade")
-    btc_out = [line for line in lines_of(entry) if line[0] == "house_liquidity" and line[1] == "BTC"]
-    assert len(btc_out) >= 3 and sum(line[3] for line in btc_out) == D("-1.2")
+    assert [f["quantity"] for f in response.json()["fills"]] == ["0.50000000", "0.50000000", "0.20000000"]
+    btc_out = [
+        line
+        for entry in JournalEntry.objects.filter(kind="trade")
+        for line in lines_of(entry)
+        if line[0] == "house_liquidity" and line[1] == "BTC"
+    ]
+    assert len({line[2] for line in btc_out}) >= 3 and sum(line[3] for line in btc_out) == D("-1.2")
     assert reconcile().ok
 
 

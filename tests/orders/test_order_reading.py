@@ -28,7 +28,7 @@ import pytest
 from accounts import services as account_services
 from markets.models import Market
 from orders import services
-from orders.models import Order, OrderStatus, Trade
+from orders.models import Fill, Order, OrderStatus, Trade
 from tests.factories import make_account
 
 pytestmark = pytest.mark.django_db
@@ -97,7 +97,8 @@ def book(alice, alice_client, alice_account, operator_user) -> Book:
     for hour, order in enumerate(placed.values()):
         at = START + timedelta(hours=hour)
         Order.objects.filter(order_id=order["order_id"]).update(created_at=at)
-        Trade.objects.filter(order__order_id=order["order_id"]).update(created_at=at)
+        Fill.objects.filter(order__order_id=order["order_id"]).update(created_at=at)
+        Trade.objects.filter(taker_order__order_id=order["order_id"]).update(created_at=at)
     return Book(main=alice_account, stack=stack, ids={name: o["order_id"] for name, o in placed.items()})
 
 
@@ -189,7 +190,7 @@ def test_bad_order_filter_is_400_validation_error(alice_reader, book, params):
 
 
 def test_malformed_symbol_filter_is_400_unknown_symbol(alice_reader, book):
-    response = alice_reader.get("/api/v1/orders", {"symbol": "BTCUSD"})
+    response = alice_reader.get("/api/v1/orders", {"symbol": "BTC-USD-X"})
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "unknown_symbol"
@@ -245,7 +246,7 @@ def test_order_detail_carries_its_fills(alice_reader, book):
     order = response.json()
     assert (order["side"], order["status"], order["average_price"]) == ("sell", "filled", "64967.50")
     [fill] = order["fills"]
-    trade = Trade.objects.get(order__order_id=book.ids["btc_sell"])
+    trade = Trade.objects.get(taker_order__order_id=book.ids["btc_sell"])
     assert fill["trade_id"] == str(trade.trade_id)
     assert fill["journal_entry_id"] == str(trade.journal_entry.entry_id)
     # 0.02 BTC at the bid 64,967.50 is 1,299.35; the fee 1.29935 rounds up to 1.30.
@@ -259,7 +260,7 @@ def test_order_detail_carries_its_fills(alice_reader, book):
 
 
 def test_the_order_that_placement_returns_can_query_its_fills_like_any_other(alice_account, book):
-    order, created = services.order_place(
+    placed, created = services.order_place(
         request=services.OrderRequest(
             account=alice_account,
             market=Market.objects.get(symbol="ETH-USD"),
@@ -271,10 +272,12 @@ def test_the_order_that_placement_returns_can_query_its_fills_like_any_other(ali
         actor=alice_account.owner,
     )
 
+    order = placed.order
     assert created and order.status == OrderStatus.FILLED
-    assert order.fills.get() == Trade.objects.get(order=order)
+    assert order.fills.get() == Fill.objects.get(order=order)
     assert order.fills.exists() and order.fills.count() == 1
-    assert list(order.fills.filter(side="buy")) == [Trade.objects.get(order=order)]
+    assert list(order.fills.filter(side="buy")) == [Fill.objects.get(order=order)]
+    assert placed.fills == [Fill.objects.get(order=order)]
 
 
 def test_another_customer_cannot_tell_an_order_exists(bob_client, book):

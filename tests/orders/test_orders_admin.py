@@ -13,7 +13,7 @@ from django.urls import reverse
 from accounts import services as account_services
 from markets.models import Market, MarketStatus
 from orders import services
-from orders.models import Order, OrderStatus, Trade
+from orders.models import Fill, Order, OrderStatus, Trade
 from tests.factories import make_account
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ def place(
     symbol: str = "BTC-USD",
     client_order_id: str | None = None,
 ) -> Order:
-    order, _created = services.order_place(
+    placed, _created = services.order_place(
         request=services.OrderRequest(
             account=account,
             market=Market.objects.get(symbol=symbol),
@@ -49,7 +49,7 @@ def place(
         ),
         actor=account.owner,
     )
-    return order
+    return placed.order
 
 
 def populate(count: int, *, owner: Any) -> None:
@@ -72,7 +72,7 @@ def filled(alice, alice_account, house) -> Order:
 
 @pytest.mark.parametrize("model", ["order", "trade"])
 def test_orders_and_trades_cannot_be_added_or_deleted(admin_client, filled, model):
-    obj = filled if model == "order" else filled.fills.get()
+    obj = filled if model == "order" else filled.fills.get().trade
 
     assert admin_client.get(reverse(f"admin:orders_{model}_add")).status_code == 403
     assert admin_client.get(reverse(f"admin:orders_{model}_delete", args=[obj.pk])).status_code == 403
@@ -88,8 +88,8 @@ def test_order_change_page_shows_the_order_and_its_fill_read_only(admin_client, 
     assert response.status_code == 200
     assert response.context["has_change_permission"] is False
     [inline] = response.context["inline_admin_formsets"]
-    assert inline.opts.model is Trade
-    assert str(filled.fills.get().trade_id) in response.content.decode()
+    assert inline.opts.model is Fill
+    assert str(filled.fills.get().trade) in response.content.decode()
 
 
 def test_posting_an_order_change_changes_nothing(admin_client, filled):
@@ -106,7 +106,7 @@ def test_posting_an_order_change_changes_nothing(admin_client, filled):
 
 
 def test_posting_a_trade_change_changes_nothing(admin_client, filled):
-    trade = filled.fills.get()
+    trade = filled.fills.get().trade
     before = Trade.objects.filter(pk=trade.pk).values().get()
 
     response = admin_client.post(reverse("admin:orders_trade_change", args=[trade.pk]), {"price": "1", "fee": "0"})
@@ -139,9 +139,9 @@ def test_trade_changelist_filters_by_side_and_finds_an_order_id(admin_client, al
     sold = place(seller, side="sell", quantity="0.01")
     url = reverse("admin:orders_trade_changelist")
 
-    assert ids(admin_client.get(url, {"side": "sell"})) == [sold.fills.get().pk]
-    assert ids(admin_client.get(url, {"side": "buy"})) == [filled.fills.get().pk]
-    assert ids(admin_client.get(url, {"q": str(sold.order_id)})) == [sold.fills.get().pk]
+    assert ids(admin_client.get(url, {"taker_side": "sell"})) == [sold.fills.get().trade_id]
+    assert ids(admin_client.get(url, {"taker_side": "buy"})) == [filled.fills.get().trade_id]
+    assert ids(admin_client.get(url, {"q": str(sold.order_id)})) == [sold.fills.get().trade_id]
 
 
 # --- Query counts --------------------------------------------------------------------------------------------

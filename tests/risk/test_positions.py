@@ -135,25 +135,26 @@ def test_deposits_enter_at_the_reference_price_then_and_withdrawals_realize_noth
 def test_eth_btc_trade_values_both_legs_at_the_btc_price_when_it_filled(alice_client, alice, house, operator_user):
     account = make_account(owner=alice, label="cross", funds={"ETH": "2"})  # ETH enters at 3,500.00
     order(alice_client, account, symbol="ETH-BTC", side="sell", quantity="1")
-    # Bid 0.05381922 BTC: proceeds 0.05381922 BTC, fee 0.00005382 BTC, 0.05376540 BTC received; BTC-USD 65,000.
+    # The house's bid 0.05381 BTC (on the 0.00001 tick): proceeds 0.05381 BTC, fee 0.00005381 BTC, 0.05375619 BTC
+    # received; BTC-USD 65,000.
     set_price("BTC-USD", "70000.00", actor=operator_user)  # after the fill: must not revalue it
 
     by_asset = {p["asset"]: p for p in positions(alice_client)}
 
     eth, btc = by_asset["ETH"], by_asset["BTC"]
     assert (eth["quantity"], eth["entry_price"], eth["current_price"]) == ("1.00000000", "3500.00", "3500.00")
-    # 0.05381922 x 65,000 = 3,498.2493 proceeds - 3,500 cost - 0.00005382 x 65,000 = 3.4983 fee
-    assert eth["realized_pnl"] == cents(D("3498.2493") - D("3500") - D("3.4983"))  # -5.25
+    # 0.05381 x 65,000 = 3,497.65 proceeds - 3,500 cost - 0.00005381 x 65,000 = 3.49765 fee
+    assert eth["realized_pnl"] == cents(D("3497.65") - D("3500") - D("3.49765"))  # -5.85
     # The BTC received entered at the BTC-USD price of the fill, 65,000.00, not today's 70,000.00.
-    assert (btc["quantity"], btc["entry_price"], btc["realized_pnl"]) == ("0.05376540", "65000.00", "0.00")
-    assert btc["unrealized_pnl"] == cents(D("5000") * D("0.0537654"))  # 268.83
+    assert (btc["quantity"], btc["entry_price"], btc["realized_pnl"]) == ("0.05375619", "65000.00", "0.00")
+    assert btc["unrealized_pnl"] == cents(D("5000") * D("0.05375619"))  # 268.78
 
     # Buying ETH with that BTC disposes of BTC at the BTC-USD price of that moment (70,000): a realized gain.
     order(alice_client, account, symbol="ETH-BTC", side="buy", quantity="0.5")
     btc = {p["asset"]: p for p in positions(alice_client)}["BTC"]
-    ask = D("0.05387308")  # 0.05384615 + half of 10 bps, rounded up
+    ask = D("0.05388")  # 0.05384615 + half of 10 bps, rounded up to the tick
     spent = ask * D("0.5") + (ask * D("0.5") * D("0.001")).quantize(D("0.00000001"), rounding="ROUND_CEILING")
-    assert btc["quantity"] == f"{D('0.0537654') - spent:.8f}"
+    assert btc["quantity"] == f"{D('0.05375619') - spent:.8f}"
     assert btc["realized_pnl"] == cents(spent * (D("70000") - D("65000")))
 
 

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from exchange import errors
 from markets.models import MarketStatus
 from markets.selectors import market_get
-from markets.services import market_set_price, market_set_status
+from orders.services import market_price_set, market_status_set
 
 
 class Command(BaseCommand):
@@ -28,12 +28,12 @@ class Command(BaseCommand):
         try:
             market = market_get(symbol=options["symbol"])
             if options["price"]:
-                market = market_set_price(
+                market = market_price_set(
                     market=market, price=options["price"], actor=None, reason=options["reason"] or "set_price command"
                 )
             if options["halt"] or options["resume"]:
                 status = MarketStatus.HALTED if options["halt"] else MarketStatus.TRADING
-                market = market_set_status(
+                market = market_status_set(
                     market=market, status=status, actor=None, reason=options["reason"] or "set_price command"
                 )
         except errors.ExchangeError as exc:

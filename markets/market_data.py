@@ -1,0 +1,205 @@
+"""Market data: the book by price level, the public tape, the 24-hour ticker and candles.
+
+Everything here is read from what the order path committed: resting orders (orders.Order), the house's ladder
+(derived from the market's row and the house's inventory, markets/ladder.py), trades (orders.Trade) and the
+one-minute candles every trade updates in its own transaction (markets.Candle). A book is read in one snapshot (on
+PostgreSQL a REPEATABLE READ transaction), so its ``sequence`` names exactly the state it shows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Max, Min, Sum
+from django.utils import timezone
+
+from ledger.models import LedgerAccount, LedgerAccountKind
+from markets.ladder import house_ladder
+from markets.models import Candle, Market
+from markets.services import ladder_settings
+
+ZERO = Decimal(0)
+INTERVALS = {"1m": 1, "5m": 5, "15m": 15, "1h": 60, "4h": 240, "1d": 1440}
+
+
+@dataclass
+class BookView:
+    symbol: str
+    sequence: int
+    timestamp: datetime
+    bids: list[tuple[Decimal, Decimal]]  # (price, quantity), best first
+    asks: list[tuple[Decimal, Decimal]]
+
+
+def _snapshot() -> Any:
+    """A transaction whose reads all see one committed state."""
+    atomic = transaction.atomic()
+
+    class _Snapshot:
+        def __enter__(self) -> None:
+            atomic.__enter__()
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+        def __exit__(self, *exc: Any) -> Any:
+            return atomic.__exit__(*exc)
+
+    return _Snapshot()
+
+
+def house_inventory(*assets: str) -> dict[str, Decimal]:
+    rows = (
+        LedgerAccount.objects.filter(kind=LedgerAccountKind.HOUSE_LIQUIDITY, asset_id__in=assets)
+        .values_list("asset_id")
+        .annotate(total=Sum("balance"))
+    )
+    return {asset: total for asset, total in rows}
+
+
+def _customer_levels(market: Market, side: str, depth: int) -> list[tuple[Decimal, Decimal]]:
+    from orders.models import RESTING_STATUSES, Order
+
+    order = "price" if side == "sell" else "-price"
+    rows = (
+        Order.objects.filter(market=market, side=side, status__in=RESTING_STATUSES)
+        .values("price")
+        .annotate(quantity=Sum("remaining_quantity"))
+        .order_by(order)[:depth]
+    )
+    return [(row["price"], row["quantity"]) for row in rows]
+
+
+def _merge(side: str, *sources: list[tuple[Decimal, Decimal]], depth: int) -> list[tuple[Decimal, Decimal]]:
+    levels: dict[Decimal, Decimal] = defaultdict(Decimal)
+    for source in sources:
+        for price, quantity in source:
+            levels[price] += quantity
+    ordered = sorted(levels.items(), key=lambda item: item[0], reverse=side == "buy")
+    return [(price, quantity) for price, quantity in ordered if quantity > 0][:depth]
+
+
+def _book(market: Market, depth: int) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
+    inventory = house_inventory(market.base_asset_id, market.quote_asset_id)
+    house_bids, house_asks = house_ladder(
+        ladder_settings(market),
+        base_inventory=inventory.get(market.base_asset_id, ZERO),
+        quote_inventory=inventory.get(market.quote_asset_id, ZERO),
+    )
+    bids = _merge("buy", house_bids, _customer_levels(market, "buy", depth), depth=depth)
+    asks = _merge("sell", house_asks, _customer_levels(market, "sell", depth), depth=depth)
+    return bids, asks
+
+
+def book_get(*, market: Market, depth: int = 20) -> BookView:
+    """The book aggregated by price level (house and customer liquidity together), ``depth`` levels per side."""
+    with _snapshot():
+        market = Market.objects.get(pk=market.pk)
+        bids, asks = _book(market, depth)
+        return BookView(market.symbol, market.book_sequence, timezone.now(), bids, asks)
+
+
+def best_prices(*, market: Market) -> tuple[Decimal | None, Decimal | None]:
+    """(best bid, best ask) of the whole book."""
+    bids, asks = _book(market, 1)
+    return (bids[0][0] if bids else None), (asks[0][0] if asks else None)
+
+
+def tape(*, market: Market, limit: int = 50) -> list[Any]:
+    """The market's latest trades, newest first."""
+    from orders.models import Trade
+
+    return list(Trade.objects.filter(market=market).order_by("-id")[:limit])
+
+
+@dataclass
+class Ticker:
+    symbol: str
+    last: Decimal | None
+    bid: Decimal | None
+    ask: Decimal | None
+    open: Decimal | None
+    high: Decimal | None
+    low: Decimal | None
+    volume: Decimal
+    quote_volume: Decimal
+    trades: int
+    change_percent: Decimal | None
+    timestamp: datetime
+
+
+def ticker_get(*, market: Market) -> Ticker:
+    """Last trade price, best bid and ask, and the last 24 hours of trading (from the one-minute candles)."""
+    from orders.models import Trade
+
+    now = timezone.now()
+    with _snapshot():
+        window = Candle.objects.filter(market=market, open_time__gte=now - timedelta(hours=24))
+        totals = window.aggregate(high=Max("high"), low=Min("low"), volume=Sum("volume"), quote=Sum("quote_volume"))
+        trades = window.aggregate(n=Sum("trades"))["n"] or 0
+        first = window.order_by("open_time").values_list("open", flat=True).first()
+        last = Trade.objects.filter(market=market).order_by("-id").values_list("price", flat=True).first()
+        bid, ask = best_prices(market=market)
+    change = None
+    if first and last is not None:
+        change = ((last - first) / first * 100).quantize(Decimal("0.01"))
+    return Ticker(
+        symbol=market.symbol,
+        last=last,
+        bid=bid,
+        ask=ask,
+        open=first,
+        high=totals["high"],
+        low=totals["low"],
+        volume=totals["volume"] or ZERO,
+        quote_volume=totals["quote"] or ZERO,
+        trades=trades,
+        change_percent=change,
+        timestamp=now,
+    )
+
+
+@dataclass
+class CandleView:
+    open_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    trades: int
+
+
+def candles(*, market: Market, interval: str, limit: int = 100) -> list[CandleView]:
+    """The last ``limit`` candles of ``interval`` that had trades, oldest first, aggregated from one-minute
+    candles. Intervals start on whole multiples of their length since the Unix epoch (a day at 00:00 UTC)."""
+    minutes = INTERVALS[interval]
+    now = timezone.now()
+    since = now - timedelta(minutes=minutes * limit)
+    since = _bucket(since, minutes)
+    rows = Candle.objects.filter(market=market, open_time__gte=since).order_by("open_time")
+    out: dict[datetime, CandleView] = {}
+    for row in rows.iterator():
+        start = _bucket(row.open_time, minutes)
+        view = out.get(start)
+        if view is None:
+            out[start] = CandleView(
+                start, row.open, row.high, row.low, row.close, row.volume, row.quote_volume, row.trades
+            )
+        else:
+            view.high, view.low, view.close = max(view.high, row.high), min(view.low, row.low), row.close
+            view.volume += row.volume
+            view.quote_volume += row.quote_volume
+            view.trades += row.trades
+    return list(out.values())[-limit:]
+
+
+def _bucket(moment: datetime, minutes: int) -> datetime:
+    epoch_minutes = int(moment.timestamp() // 60)
+    return datetime.fromtimestamp((epoch_minutes - epoch_minutes % minutes) * 60, tz=UTC)
