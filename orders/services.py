@@ -40,7 +40,7 @@ from accounts.models import Account, AccountStatus
 from exchange import errors
 from exchange.runtime_config import get_config
 from ledger.batch import Book, JournalBatch, available, locked
-from ledger.models import EntryKind, LedgerAccount, LedgerAccountKind
+from ledger.models import EntryKind, JournalEntry, LedgerAccount, LedgerAccountKind
 from ledger.selectors import asset_map
 from ledger.services import amount_check_precision
 from markets import services as market_services
@@ -563,6 +563,7 @@ def _record_matches(
             created_at=now,
         )
         trade.market = market
+        trade.journal_entry = JournalEntry(entry_id=entry_id)  # for rendering; the store writes the row
         settlement.trades.append(trade)
         settlement.trade_entries[match.trade_id] = entry_id
         if taker is not None:

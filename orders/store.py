@@ -305,7 +305,8 @@ class OrmBookStore:
         # Re-assigning a related object that has been saved meanwhile sets its id and keeps it cached.
         for trade in s.trades:
             trade.taker_order, trade.maker_order = trade.taker_order, trade.maker_order
-            trade.journal_entry_id = entries[s.trade_entries[trade.trade_id]]
+            entry_id = s.trade_entries[trade.trade_id]
+            trade.journal_entry = JournalEntry(pk=entries[entry_id], entry_id=entry_id)
         Trade.objects.bulk_create(s.trades)
         for fill in s.fills:
             fill.trade, fill.order = fill.trade, fill.order
@@ -411,4 +412,11 @@ def _account_status_shared(account_pk: int) -> str | None:
 
 
 def book_store() -> BookStore:
+    """PostgreSQL's functions where they exist (ORDER_STORE=orm forces the ORM, for comparing the two)."""
+    from django.conf import settings
+
+    if connection.vendor == "postgresql" and getattr(settings, "ORDER_STORE", "auto") != "orm":
+        from orders.pg_store import PgBookStore
+
+        return PgBookStore()
     return OrmBookStore()
