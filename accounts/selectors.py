@@ -41,6 +41,33 @@ def account_get(*, account_id: Any, user: Any, key: ApiKey | None) -> Account:
     return account
 
 
+# An account's identity (row id, public id, owner) never changes once it is opened, so the order path keeps it per
+# process: its status is read again, under a lock, by the order itself (orders/store.py).
+_IDENTITIES: dict[uuid.UUID, tuple[int, int, str]] = {}
+_IDENTITIES_MAX = 100_000
+
+
+def account_for_trading(*, account_id: Any, user: Any) -> Account:
+    """One of ``user``'s own accounts by public id, without a query once seen: an Account carrying its identity only
+    (id, account_id, owner, label). Another user's account is not found, exactly like one that does not exist."""
+    try:
+        parsed = uuid.UUID(str(account_id))
+    except ValueError:
+        raise errors.NotFound("Account not found.", details={"account_id": str(account_id)}) from None
+    identity = _IDENTITIES.get(parsed)
+    if identity is None:
+        row = Account.objects.filter(account_id=parsed).values_list("id", "owner_id", "label").first()
+        if row is None:
+            raise errors.NotFound("Account not found.", details={"account_id": str(account_id)})
+        if len(_IDENTITIES) >= _IDENTITIES_MAX:
+            _IDENTITIES.clear()
+        identity = _IDENTITIES[parsed] = row
+    pk, owner_id, label = identity
+    if owner_id != getattr(user, "pk", None):
+        raise errors.NotFound("Account not found.", details={"account_id": str(account_id)})
+    return Account(id=pk, account_id=parsed, owner_id=owner_id, label=label)
+
+
 def balance_list(*, account: Account) -> list[Balance]:
     """Every asset, zeros included, ordered by asset code."""
     return list(Balance.objects.filter(account=account).order_by("asset_id"))

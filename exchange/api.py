@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from decimal import Decimal
@@ -75,6 +76,17 @@ def paginate(
     page: list[Any] | None = paginator.paginate_queryset(queryset, view.request, view=view)
     data = serializer_class(page, many=True, context={"request": view.request, **context}).data
     return paginator.get_paginated_response(data)
+
+
+class ShallowFieldsMixin:
+    """For flat input serializers built on every request (the order path): the declared fields are copied shallowly.
+    DRF deep-copies them by calling each field's ``__init__`` again, which costs more CPU than validating the body;
+    these fields keep no state of their own besides what ``bind`` sets on the copy, and no nested serializers."""
+
+    _declared_fields: dict[str, serializers.Field]
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
 
 class AmountField(serializers.Field):

@@ -51,6 +51,28 @@ def market_get(*, symbol: Any) -> Market:
     return market
 
 
+# A market's identity (id, symbol, assets) never changes; its price, status and rules do, and the order path reads
+# those again under the market's lock (orders/store.py).
+_IDENTITIES: dict[str, tuple[int, str, str]] = {}
+
+
+def clear_identities() -> None:
+    _IDENTITIES.clear()
+    _JOINED_SYMBOLS.clear()
+
+
+def market_for_trading(*, symbol: Any) -> Market:
+    """The market of a symbol in any spelling, without a query once seen: a Market carrying its identity only
+    (id, symbol, base and quote asset)."""
+    normalized = symbol_normalize(symbol)
+    identity = _IDENTITIES.get(normalized)
+    if identity is None:
+        market = market_get(symbol=normalized)
+        identity = _IDENTITIES[normalized] = (market.pk, market.base_asset_id, market.quote_asset_id)
+    pk, base, quote = identity
+    return Market(id=pk, symbol=normalized, base_asset_id=base, quote_asset_id=quote)
+
+
 def usd_prices() -> dict[str, Decimal] | None:
     """USD value of one unit of each asset, from the USD markets' reference prices. USDT is valued at its
     1:1 peg (the simulator has no USDT-USD market). None when no market exists yet."""

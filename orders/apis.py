@@ -17,6 +17,7 @@ from markets import selectors as market_selectors
 from orders import selectors, services
 from orders.matching import RejectReason
 from orders.models import OrderStatus
+from orders.rendering import order_json
 from orders.serializers import (
     CancelAllIn,
     OrderFilterIn,
@@ -80,8 +81,8 @@ class OrderListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         data = raise_validation(OrderIn(data=request.data))
         # Orders are placed on one's own accounts only; an operator key has no trade scope.
-        account = account_selectors.account_get(account_id=data["account_id"], user=request.user, key=None)
-        market = market_selectors.market_get(symbol=data["symbol"])
+        account = account_selectors.account_for_trading(account_id=data["account_id"], user=request.user)
+        market = market_selectors.market_for_trading(symbol=data["symbol"])
         placed, created = services.order_place(
             request=services.OrderRequest(
                 account=account,
@@ -100,7 +101,7 @@ class OrderListCreateApi(APIView):
             actor=request.user,
         )
         order = placed.order
-        body = OrderOut(order, context={"fills": placed.fills}).data
+        body = order_json(order, placed.fills)  # = OrderOut(order, context={"fills": placed.fills}).data, faster
         if order.status == OrderStatus.REJECTED:
             raise errors.OrderRejected(
                 order.reject_reason,

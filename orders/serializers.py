@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from exchange.api import AmountField, AssetAmountField
+from exchange.api import AmountField, AssetAmountField, ShallowFieldsMixin
 from orders.models import OrderStatus, SelfTradePrevention, Side
 
 
@@ -115,7 +115,7 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
-class OrderIn(serializers.Serializer):
+class OrderIn(ShallowFieldsMixin, serializers.Serializer):
     account_id = serializers.UUIDField()
     symbol = serializers.CharField(max_length=20)
     side = serializers.ChoiceField(choices=Side.choices)

@@ -342,8 +342,11 @@ def _house_books(asset: str) -> dict[tuple[str, int], int]:
 
 
 def clear_caches() -> None:
-    """Forget the per-process ledger-account cache (tests that recreate the reference data call this)."""
+    """Forget the per-process caches of reference rows' ids (tests that recreate the reference data call this)."""
+    from markets.selectors import clear_identities
+
     _HOUSE_BOOKS.clear()
+    clear_identities()
 
 
 class _HouseSide:

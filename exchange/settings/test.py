@@ -13,3 +13,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CONFIG_SERVICE_URL = ""
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Test transactions roll back, so they never notify: a cached key would outlive its revocation. Tests of the cache
+# turn it on with committed transactions (tests/accounts/test_key_cache.py).
+API_KEY_CACHE = False

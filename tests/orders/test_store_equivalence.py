@@ -75,6 +75,7 @@ def ordered(rows: Any) -> list[Any]:
 
 def snapshot() -> dict[str, list[tuple[Any, ...]]]:
     accounts = {a.pk: a.label for a in Account.objects.all()}
+    markets = dict(Market.objects.values_list("pk", "symbol"))
     orders = {o.pk: o.client_order_id for o in Order.objects.all()}
     ledger = {
         la.pk: (la.kind, la.asset_id, accounts.get(la.account_id, f"shard{la.shard}"))
@@ -88,7 +89,7 @@ def snapshot() -> dict[str, list[tuple[Any, ...]]]:
     ]
     return {
         "orders": ordered(
-            tuple(accounts.get(v, v) if k == "account_id" else v for k, v in row.items())
+            tuple(accounts[v] if k == "account_id" else markets[v] if k == "market_id" else v for k, v in row.items())
             for row in Order.objects.values(*order_fields)
         ),
         "history": ordered(
@@ -122,7 +123,7 @@ def snapshot() -> dict[str, list[tuple[Any, ...]]]:
         "balances": ordered((accounts[b.account_id], b.asset_id, b.available, b.locked) for b in Balance.objects.all()),
         "books": ordered((ledger[la.pk], la.balance) for la in LedgerAccount.objects.filter(account__isnull=True)),
         "candles": ordered(
-            (c.market_id, c.open, c.high, c.low, c.close, c.volume, c.quote_volume, c.trades)
+            (markets[c.market_id], c.open, c.high, c.low, c.close, c.volume, c.quote_volume, c.trades)
             for c in Candle.objects.all()
         ),
         "markets": ordered(Market.objects.values_list("symbol", "book_sequence", "reference_price")),
