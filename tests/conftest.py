@@ -24,8 +24,8 @@ def _reference_data(request: pytest.FixtureRequest) -> Iterator[None]:
     table, so tests that use the database get them back here (idempotent, a handful of queries).
 
     After the test, the books must still reconcile: whatever a test did through the product's code, every cached
-    balance equals the ledger and every entry balances. Tests that corrupt the books on purpose say so with
-    ``@pytest.mark.corrupts_ledger``."""
+    balance equals the ledger and every entry balances; and no closed account holds money. Tests that corrupt the
+    books on purpose say so with ``@pytest.mark.corrupts_ledger``."""
     if not (request.node.get_closest_marker("django_db") or _DB_FIXTURES & set(request.fixturenames)):
         yield
         return
@@ -40,6 +40,10 @@ def _reference_data(request: pytest.FixtureRequest) -> Iterator[None]:
 
     report = reconcile()
     assert report.ok, f"the books do not reconcile after this test: {report.discrepancies}"
+    from accounts.models import AccountStatus, Balance
+
+    stranded = Balance.objects.filter(account__status=AccountStatus.CLOSED).exclude(available=0, locked=0)
+    assert not stranded.exists(), f"money left on closed accounts: {list(stranded.values('account_id', 'asset_id'))}"
 
 
 @pytest.fixture

@@ -252,5 +252,9 @@ configure_structlog()
 # Errors raised outside DRF views answer with the same JSON envelope (exchange.exception_handler).
 CSRF_FAILURE_VIEW = "exchange.exception_handler.csrf_failure"
 
+# exchange.locking checks, per transaction, that row locks follow the global order and raises on a violation.
+# Off in production (it costs a little bookkeeping per lock); on with DEBUG and in the test settings.
+LOCK_ORDER_CHECKS = DEBUG
+
 # History is an audit trail: it is never reverted from the admin (money changes only through services).
 SIMPLE_HISTORY_REVERT_DISABLED = True

@@ -7,6 +7,8 @@ from .base import DATABASES, env
 
 SECRET_KEY = env.str("SECRET_KEY", default="test-only-not-a-secret")
 DEBUG = False
+# Every lock a test takes is checked against the global order (exchange.locking).
+LOCK_ORDER_CHECKS = True
 # Hashing API keys and passwords with the production hasher makes every authenticated test request slow.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # No remote configuration lookups from the suite: local defaults only, unless a test points this at its own server.
