@@ -37,6 +37,9 @@ class DecimalJSONParser(JSONParser):
             return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant) if text else {}
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"JSON parse error - {exc}") from exc
+        except RecursionError:
+            # Nesting deeper than the interpreter's stack: no order or amount is ever shaped like that.
+            raise ParseError("JSON parse error - nested too deeply") from None
 
 
 def _refuse_constant(name: str) -> Any:

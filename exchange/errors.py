@@ -104,6 +104,14 @@ class UnsupportedMediaType(ExchangeError):
     default_message = "Unsupported media type; send application/json."
 
 
+class PayloadTooLarge(ExchangeError):
+    """The request body is larger than the upload limit (``DATA_UPLOAD_MAX_MEMORY_SIZE``); nothing was read."""
+
+    status_code = 413
+    code = "payload_too_large"
+    default_message = "The request body is too large."
+
+
 class BusinessRuleViolation(ExchangeError):
     """The request is well-formed but a business rule refuses it."""
 

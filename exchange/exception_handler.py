@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -55,10 +57,21 @@ def _drf_message(exc: drf.APIException) -> tuple[str, dict[str, Any]]:
     return str(exc.detail), {}
 
 
+def payload_too_large() -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(
+        f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+        details={"limit_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
+    )
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     # Nothing half-done is committed, whatever the error (DRF's default handler does the same).
     set_rollback()
     headers: dict[str, str] = {}
+    if isinstance(exc, RequestDataTooBig):
+        # The client's doing, not a crash: one warning line, no traceback.
+        logger.warning("request_body_too_large", limit_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        exc = payload_too_large()
     if isinstance(exc, errors.ExchangeError):
         status, body = exc.status_code, envelope(exc.code, exc.message, exc.details)
     elif isinstance(exc, Http404):
@@ -83,6 +96,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
 # --- Django-level handlers (errors raised outside DRF views) ------------------------------------------------
 def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    # Django answers its SuspiciousOperation errors here (a disallowed Host, a body over the upload limit, ...).
+    if isinstance(exception, RequestDataTooBig):
+        error = payload_too_large()
+        return JsonResponse(envelope(error.code, error.message, error.details), status=error.status_code)
     return JsonResponse(envelope("bad_request", "Bad request."), status=400)
 
 

@@ -94,6 +94,18 @@ class DropStatusOnlyRecords(logging.Filter):
         return record.exc_info is not None
 
 
+class ClientFaultsWithoutTraceback(logging.Filter):
+    """``django.security.*`` records (a disallowed Host, a body over the upload limit) are the client's doing, not
+    a crash, yet Django logs them as errors with a traceback: keep them as one warning line (the message says
+    what happened; the access line carries the request id and status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("django.security"):
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def build_logging_config(*, level: str, fmt: str, service: str, instance: str, environment: str) -> dict[str, Any]:
     """A dictConfig for the stdlib ``logging`` module whose only handler renders through structlog."""
     identity = _ServiceIdentity(service, instance, environment)
@@ -125,9 +137,18 @@ def build_logging_config(*, level: str, fmt: str, service: str, instance: str, e
                 "foreign_pre_chain": _shared_processors(),
             }
         },
-        "filters": {"with_traceback_only": {"()": DropStatusOnlyRecords}},
+        "filters": {
+            "with_traceback_only": {"()": DropStatusOnlyRecords},
+            "client_faults": {"()": ClientFaultsWithoutTraceback},
+        },
         "handlers": {
-            "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "structured"}
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": "structured",
+                # On the handler, not a logger: a logger's filters do not see its children's records.
+                "filters": ["client_faults"],
+            }
         },
         "root": {"handlers": ["stdout"], "level": level},
         "loggers": {
