@@ -275,6 +275,8 @@ class Bench:
         env |= {
             "DJANGO_SETTINGS_MODULE": "benchmarks.bench_settings",
             "SECRET_KEY": secrets.token_urlsafe(50),
+            # Production settings refuse to start without it; testserver is the in-process probe's client.
+            "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
             "DATABASE_URL": self.dsn,
             # Local defaults for the runtime configuration: the benchmark measures this service, not a sibling.
             "CONFIG_SERVICE_URL": "",

@@ -34,6 +34,14 @@ class ValidationFailed(ExchangeError):
     default_message = "The request is invalid."
 
 
+class BadRequest(ExchangeError):
+    """Django refused the request before any view ran (for example a Host header not in ``ALLOWED_HOSTS``)."""
+
+    status_code = 400
+    code = "bad_request"
+    default_message = "Bad request."
+
+
 class MalformedRequest(ExchangeError):
     """The body is not parseable JSON."""
 

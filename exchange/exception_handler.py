@@ -6,8 +6,8 @@ from typing import Any
 
 import structlog
 from django.conf import settings
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -72,6 +72,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         # The client's doing, not a crash: one warning line, no traceback.
         logger.warning("request_body_too_large", limit_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         exc = payload_too_large()
+    elif isinstance(exc, DisallowedHost):
+        logger.warning("disallowed_host")
+        exc = errors.BadRequest()
     if isinstance(exc, errors.ExchangeError):
         status, body = exc.status_code, envelope(exc.code, exc.message, exc.details)
     elif isinstance(exc, Http404):
@@ -100,7 +103,7 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Json
     if isinstance(exception, RequestDataTooBig):
         error = payload_too_large()
         return JsonResponse(envelope(error.code, error.message, error.details), status=error.status_code)
-    return JsonResponse(envelope("bad_request", "Bad request."), status=400)
+    return JsonResponse(envelope(errors.BadRequest.code, errors.BadRequest.default_message), status=400)
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
