@@ -62,6 +62,10 @@ HEALTH_CHECK_INTERVAL = _duration_seconds("HEALTH_CHECK_INTERVAL", "30s")
 READINESS_POLL_INTERVAL = _duration_seconds("READINESS_POLL_INTERVAL", "2s")
 # Where `serve` writes the demo data's API keys (mode 0600) when it seeds an empty database.
 DEMO_API_KEYS_FILE = env.str("DEMO_API_KEYS_FILE", default=str(BASE_DIR / "api-keys.txt"))
+# /metrics (exchange/metrics.py): the bearer token Prometheus sends. Unset: anonymous where
+# METRICS_ALLOW_ANONYMOUS (local, test), refused in production.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOW_ANONYMOUS = True
 # Gunicorn workers: 2 cores here; (2 x cores) + 1 is gunicorn's own rule of thumb.
 WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=4)
 

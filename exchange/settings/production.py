@@ -23,6 +23,9 @@ if not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS:
         "include the ones health checks and siblings use, e.g. ALLOWED_HOSTS=exchange.example.com,exchange,127.0.0.1"
     )
 
+# /metrics carries operator figures: never anonymous here. Without METRICS_TOKEN every scrape gets 401.
+METRICS_ALLOW_ANONYMOUS = False
+
 # TLS is terminated by the load balancer in front of us; it sets X-Forwarded-Proto.
 # https://docs.djangoproject.com/en/5.2/ref/settings/#secure-proxy-ssl-header
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
