@@ -17,7 +17,11 @@ import structlog
 SENSITIVE_KEYS = re.compile(r"(authorization|api[_-]?key|password|passwd|secret|token|cookie|credential)", re.I)
 # Values that look like credentials inside free text: bearer/API-key headers and our key format.
 SENSITIVE_VALUES = [
-    re.compile(r"(?i)\b(bearer|basic|digest|api-key|token)\s+[A-Za-z0-9._\-+/=]{6,}"),
+    # Not when the "credential" is a plain lowercase word: "CSRF token missing." is Django's reason, not a secret.
+    re.compile(
+        r"(?i)\b(bearer|basic|digest|api-key|token)\s+"
+        r"(?-i:(?![a-z]+\.?(?:[^A-Za-z0-9._\-+/=]|$)))[A-Za-z0-9._\-+/=]{6,}"
+    ),
     re.compile(r"(?i)(authorization|x-api-key|api_key|password|secret)(['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"),
     # djangorestframework-api-key keys look like "<prefix 8>.<secret 32>".
     re.compile(r"\b[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}\b"),

@@ -44,6 +44,8 @@ if len(SERVICE_INSTANCE_NAME) > 63 or not INSTANCE_NAME_RE.fullmatch(SERVICE_INS
         "starting and ending with a letter or digit"
     )
 SERVICE_VERSION = env.str("SERVICE_VERSION", default="0.1.0")
+# Reported by health, discovery and every log line. Each settings module has its own default (local
+# "development", test "test", production "production"); ENVIRONMENT wins when set.
 ENVIRONMENT = env.str("ENVIRONMENT", default="development")
 # The host name siblings should dial; inside containers the hostname is the right default.
 SERVICE_HOST = env.str("SERVICE_HOST", default="") or socket.gethostname()
@@ -244,13 +246,15 @@ SPECTACULAR_SETTINGS = {
 # service identity and the request id of the request being handled; secrets are scrubbed before rendering.
 from exchange.logging import build_logging_config, configure_structlog  # noqa: E402
 
-LOGGING = build_logging_config(
-    level=LOG_LEVEL,
-    fmt=LOG_FORMAT,
-    service=SERVICE_NAME,
-    instance=SERVICE_INSTANCE_NAME,
-    environment=ENVIRONMENT,
-)
+
+def logging_for(environment: str) -> dict:
+    """The logging configuration naming ``environment``; a settings module that changes ENVIRONMENT rebuilds it."""
+    return build_logging_config(
+        level=LOG_LEVEL, fmt=LOG_FORMAT, service=SERVICE_NAME, instance=SERVICE_INSTANCE_NAME, environment=environment
+    )
+
+
+LOGGING = logging_for(ENVIRONMENT)
 configure_structlog()
 
 # Errors raised outside DRF views answer with the same JSON envelope (exchange.exception_handler).

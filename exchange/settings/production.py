@@ -5,7 +5,10 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, logging_for
+
+ENVIRONMENT = env.str("ENVIRONMENT", default="production")
+LOGGING = logging_for(ENVIRONMENT)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if len(SECRET_KEY) < 50 or SECRET_KEY.startswith(("local-", "test-", "django-insecure")):

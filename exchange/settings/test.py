@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from .base import *  # noqa: F403
-from .base import DATABASES, env
+from .base import DATABASES, env, logging_for
+
+ENVIRONMENT = env.str("ENVIRONMENT", default="test")
+LOGGING = logging_for(ENVIRONMENT)
 
 SECRET_KEY = env.str("SECRET_KEY", default="test-only-not-a-secret")
 DEBUG = False
