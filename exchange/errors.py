@@ -19,9 +19,13 @@ class ExchangeError(Exception):
     code = "exchange_error"
     default_message = "The request could not be processed."
 
-    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, details: dict[str, Any] | None = None, retry_after: int | None = None
+    ) -> None:
         self.message = message or self.default_message
         self.details = details or {}
+        # Seconds a client should wait before retrying (the Retry-After header of 429 and 503 answers).
+        self.retry_after = retry_after
         super().__init__(self.message)
 
 

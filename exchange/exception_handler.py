@@ -77,6 +77,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         exc = errors.BadRequest()
     if isinstance(exc, errors.ExchangeError):
         status, body = exc.status_code, envelope(exc.code, exc.message, exc.details)
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, Http404):
         status, body = 404, envelope(errors.NotFound.code, errors.NotFound.default_message)
     elif isinstance(exc, DjangoPermissionDenied):

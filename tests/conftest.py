@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from tests.support.logs import captured_log  # noqa: F401 - a fixture, for every test folder
 from tests.support.services import require_postgres, require_redis, scratch_database_url
 
 _DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "postgres"}
@@ -44,6 +45,16 @@ def _reference_data(request: pytest.FixtureRequest) -> Iterator[None]:
 
     stranded = Balance.objects.filter(account__status=AccountStatus.CLOSED).exclude(available=0, locked=0)
     assert not stranded.exists(), f"money left on closed accounts: {list(stranded.values('account_id', 'asset_id'))}"
+
+
+@pytest.fixture(autouse=True)
+def _rate_limits() -> Iterator[None]:
+    """Every test starts with no failed attempts counted (rate limits are per address, and every test client
+    calls from 127.0.0.1)."""
+    from exchange import ratelimit
+
+    ratelimit.reset_all()
+    yield
 
 
 @pytest.fixture

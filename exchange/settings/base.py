@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import socket
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -64,6 +65,13 @@ HEALTH_CHECK_INTERVAL = _duration_seconds("HEALTH_CHECK_INTERVAL", "30s")
 READINESS_POLL_INTERVAL = _duration_seconds("READINESS_POLL_INTERVAL", "2s")
 # Where `serve` writes the demo data's API keys (mode 0600) when it seeds an empty database.
 DEMO_API_KEYS_FILE = env.str("DEMO_API_KEYS_FILE", default=str(BASE_DIR / "api-keys.txt"))
+# Brute force (exchange/ratelimit.py): failed API-key authentications per client address and window; over the
+# limit, every attempt from that address answers 429 until the window ends. X-Forwarded-For is read only when a
+# proxy of ours sets it (TRUST_X_FORWARDED_FOR); otherwise anyone could pick their own address.
+AUTH_FAILURE_LIMIT = env.int("AUTH_FAILURE_LIMIT", default=20)
+AUTH_FAILURE_WINDOW = _duration_seconds("AUTH_FAILURE_WINDOW", "60s")
+TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
+
 # /metrics (exchange/metrics.py): the bearer token Prometheus sends. Unset: anonymous where
 # METRICS_ALLOW_ANONYMOUS (local, test), refused in production.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
@@ -128,6 +136,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_prometheus",
     "simple_history",
+    "axes",
     "exchange.apps.ExchangeConfig",
     "accounts",
     "ledger",
@@ -148,6 +157,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Admin login lockout (django-axes): last, as its documentation asks, so it sees every login attempt.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -205,6 +216,24 @@ else:
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Admin login lockout (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username from one address,
+# that pair is locked out (429) for AXES_COOLOFF_TIME; a success resets the count. Locking the pair, not the
+# username alone, keeps an attacker from locking the operators out from everywhere; failures are stored in the
+# database (axes' own tables), so every worker and instance sees them. ``python manage.py axes_reset`` unlocks.
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=_duration_seconds("AXES_COOLOFF_TIME", "15m"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# No start-up banner: every process start would log one.
+AXES_VERBOSE = False
+# The client address axes uses: REMOTE_ADDR, as for API keys (django-ipware is not installed).
+AXES_HTTP_RESPONSE_CODE = 429
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
