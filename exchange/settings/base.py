@@ -76,8 +76,15 @@ TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
 # METRICS_ALLOW_ANONYMOUS (local, test), refused in production.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOW_ANONYMOUS = True
-# Gunicorn workers: 2 cores here; (2 x cores) + 1 is gunicorn's own rule of thumb.
-WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=4)
+# HTTP serving (exchange/gunicorn_conf.py, exchange/asgi.py): gunicorn workers (one per core: each runs an event
+# loop; the Django work runs in its thread pool), and the threads per worker that run Django requests (each keeps
+# one database connection).
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=2)
+WEB_THREADS = env.int("WEB_THREADS", default=8)
+# A connection whose request headers are not complete this long after it opened is closed, and so is one whose
+# request body has not arrived whole HTTP_BODY_TIMEOUT after its headers (slow clients: exchange/gunicorn_worker.py).
+HTTP_HEADER_TIMEOUT = _duration_seconds("HTTP_HEADER_TIMEOUT", "10s")
+HTTP_BODY_TIMEOUT = _duration_seconds("HTTP_BODY_TIMEOUT", "10s")
 
 # --- Service discovery, configuration service, sibling clients (exchange/registration.py, ...) ---------------
 # The registration key's lifetime. ECOSYSTEM.md fixes 90 s and siblings drop entries older than that, so a longer
