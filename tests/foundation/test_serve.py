@@ -182,3 +182,23 @@ def _wait_for_output(service: ServiceProcess, text: str, timeout: float) -> None
     while text not in service.output():
         assert time.monotonic() < deadline, f"{text} not logged:\n{service.output()[-3000:]}"
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "code"),
+    [
+        (b"NOT AN HTTP REQUEST\r\n\r\n", 400, "bad_request"),
+        (b"GET / HTTP/1.1\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(200)) + b"\r\n", 431, None),
+    ],
+    ids=["malformed-request-line", "too-many-headers"],
+)
+def test_requests_gunicorn_refuses_itself_get_the_envelope(service, raw, status, code):
+    with socket.create_connection(("127.0.0.1", service.http_port), timeout=5) as sock:
+        sock.sendall(raw)
+        reply = _read_all(sock)
+
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), head
+    error = json.loads(body)["error"]
+    assert error["code"] == (code or "request_header_fields_too_large")
+    assert error["request_id"] and f"X-Request-ID: {error['request_id']}".encode() in head
