@@ -98,13 +98,22 @@ class DropStatusOnlyRecords(logging.Filter):
         return record.exc_info is not None
 
 
+def _is_outage(record: logging.LogRecord) -> bool:
+    if not record.exc_info:
+        return False
+    from exchange.exception_handler import is_database_outage
+
+    return is_database_outage(record.exc_info[1])
+
+
 class ClientFaultsWithoutTraceback(logging.Filter):
     """``django.security.*`` records (a disallowed Host, a body over the upload limit) are the client's doing, not
-    a crash, yet Django logs them as errors with a traceback: keep them as one warning line (the message says
-    what happened; the access line carries the request id and status)."""
+    a crash, yet Django logs them as errors with a traceback; so is a database outage Django logs on its way to
+    ``handler500`` (answered 503). Keep them as one warning line (the message says what happened; the access line
+    carries the request id and status)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.startswith("django.security"):
+        if record.name.startswith("django.security") or _is_outage(record):
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True

@@ -166,6 +166,8 @@ MIDDLEWARE = [
     "simple_history.middleware.HistoryRequestMiddleware",
     # Admin login lockout (django-axes): last, as its documentation asks, so it sees every login attempt.
     "axes.middleware.AxesMiddleware",
+    # Innermost, so it sees a view's database outage first and answers 503 (exchange/middleware.py).
+    "exchange.middleware.DatabaseOutageMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -199,6 +201,8 @@ else:
 DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=15000)
 DB_CONNECT_TIMEOUT = env.int("DB_CONNECT_TIMEOUT", default=3)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with a health check that costs no round trip (exchange/db/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "exchange.db.postgresql"
     DATABASES["default"].setdefault("OPTIONS", {})
     # A short connect timeout lets readiness notice a dead database in seconds, not minutes; the statement
     # timeout stops a stuck query from holding row locks (and a worker) forever.
@@ -209,7 +213,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         }
     )
     # Persistent connections: a new connection per request costs ~8x throughput on this hardware
-    # (docs/benchmarks.md). Health checks drop a connection that died while idle.
+    # (docs/benchmarks.md). Health checks (once per request, a local poll of the socket) replace a connection that
+    # died while idle before the request's first query.
     # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=300)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

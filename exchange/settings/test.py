@@ -16,5 +16,5 @@ LOCK_ORDER_CHECKS = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # No remote configuration lookups from the suite: local defaults only, unless a test points this at its own server.
 CONFIG_SERVICE_URL = ""
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+if DATABASES["default"]["ENGINE"] == "exchange.db.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0

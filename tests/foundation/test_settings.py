@@ -137,14 +137,14 @@ def database_settings(**env: str) -> dict[str, str]:
 def test_database_url_selects_postgresql():
     db = database_settings(DATABASE_URL="postgres://trader@db.internal:6543/exchange_a")
 
-    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert db["ENGINE"] == "exchange.db.postgresql"  # Django's backend with a local health check
     assert (db["HOST"], db["PORT"], db["USER"], db["NAME"]) == ("db.internal", "6543", "trader", "exchange_a")
 
 
 def test_postgres_url_is_accepted_as_an_alias():
     db = database_settings(POSTGRES_URL="postgres://trader@db.internal:5432/exchange_b")
 
-    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert db["ENGINE"] == "exchange.db.postgresql"  # Django's backend with a local health check
     assert db["NAME"] == "exchange_b"
 
 
