@@ -78,7 +78,7 @@ class KeysetCursorField(serializers.CharField):
 
     default_error_messages = {"invalid": "Invalid cursor."}
 
-    def to_internal_value(self, data: Any) -> tuple[str, tuple[Any, ...]]:
+    def to_internal_value(self, data: Any) -> tuple[str, tuple[Any, ...]]:  # type: ignore[override]
         try:
             raw = json.loads(base64.urlsafe_b64decode(str(data).encode() + b"==="))
             direction, (at, rank, ident) = raw["d"], raw["k"]
