@@ -123,7 +123,7 @@ def main() -> int:
 
         from accounts.services import deposit_create, house_fund
         from ledger.reconciliation import reconcile
-        from orders.models import Market
+        from markets.models import Market
         from orders.services import OrderRequest, order_place
         from tests.factories import UserFactory, make_account
 
