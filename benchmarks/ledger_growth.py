@@ -1,7 +1,7 @@
 """What one fill and one deposit cost as the ledger's history grows, without planner statistics.
 
     .venv/bin/python benchmarks/ledger_growth.py                 # 1k and 100k entries, 200 of each operation
-    .venv/bin/python benchmarks/ledger_growth.py --old-index     # the same with the index set before 0005
+    .venv/bin/python benchmarks/ledger_growth.py --old-index     # the same with the index set before 0006
 
 One client, in process (no HTTP: this measures the database work of a commit, not the web stack). What it does:
 1. creates a throw-away PostgreSQL database next to ``DATABASE_URL`` (default the local server), migrates it with
@@ -11,7 +11,7 @@ One client, in process (no HTTP: this measures the database work of a commit, no
 3. loads synthetic history up to each size: balanced entries of two postings (+1 and -1 smallest unit on one
    external account, spread over the four assets), inserted in bulk with triggers off for speed; they change no
    balance, so the books still reconcile;
-4. at each size, times ``--ops`` market orders (``order_place``) and ``--ops`` deposits (``deposit_create``),
+4. after 20 untimed operations of each kind (warm-up), at each size, times ``--ops`` market orders (``order_place``) and ``--ops`` deposits (``deposit_create``),
    each its own transaction, and prints the median and p95 in ms;
 5. reconciles the books and drops the database (also on failure).
 """
@@ -100,7 +100,7 @@ def _summary(times: list[float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ops", type=int, default=200, help="fills and deposits timed at each size")
-    parser.add_argument("--old-index", action="store_true", help="index postings by entry_id only (before 0005)")
+    parser.add_argument("--old-index", action="store_true", help="index postings by entry_id only (before 0006)")
     args = parser.parse_args()
 
     import psycopg
@@ -150,14 +150,15 @@ def main() -> int:
                 quantity=Decimal("0.001"),
                 quote_quantity=None,
             )
-            order, _ = order_place(request=request, actor=user)
-            assert order.status == "filled", order.reject_reason
+            placed, _ = order_place(request=request, actor=user)
+            assert placed.order.status == "filled", placed.order.reject_reason
 
         def deposit(i: int) -> None:
             deposit_create(account=account, asset="USD", amount="1.00", actor=None, reason="benchmark")
 
-        label = "entry_id only (before 0005)" if args.old_index else "(entry_id, asset_id) (0005)"
+        label = "entry_id only (before 0006)" if args.old_index else "(entry_id, asset_id) (0006)"
         print(f"posting index: {label}; no planner statistics; {args.ops} operations per row, one client")
+        _timed(fill, 20), _timed(deposit, 20)  # warm up: process caches, prepared plans
         for size in SIZES:
             with connection.cursor() as cursor:
                 held = _load_history(cursor, size)

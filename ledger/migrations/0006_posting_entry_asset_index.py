@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0003_apikey_id_is_prefix'),
-        ('ledger', '0004_check_each_entry_once'),
+        ('ledger', '0005_entry_kinds_for_orders'),
     ]
 
     operations = [
