@@ -4,7 +4,8 @@ Two transactions that lock rows in the same order cannot deadlock, and a check t
 cannot be overtaken by a change it did not see. So every service that locks asks this module, and within one
 transaction the levels are taken in this order, each level's rows in key order:
 
-1. **Markets**, by id. Matching on a market is serialized by its row. (Reserved: the order book adds its helper.)
+1. **Markets**, by id. Matching on a market is serialized by its row. (No helper here yet: the order book locks
+   its market in ``orders/store.py``; a helper here must call ``enter(Level.MARKET, ...)``.)
 2. **Trading accounts** (``accounts_account`` rows), by id. Every money movement (deposit, withdrawal, adjustment,
    order fill or reservation) takes its account ``FOR SHARE`` and reads the status under that lock; every status
    change (suspend, reactivate, close) takes it ``FOR UPDATE``. Movements on one account still run side by side
