@@ -11,8 +11,9 @@ One client, in process (no HTTP: this measures the database work of a commit, no
 3. loads synthetic history up to each size: balanced entries of two postings (+1 and -1 smallest unit on one
    external account, spread over the four assets), inserted in bulk with triggers off for speed; they change no
    balance, so the books still reconcile;
-4. after 20 untimed operations of each kind (warm-up), at each size, times ``--ops`` market orders (``order_place``) and ``--ops`` deposits (``deposit_create``),
-   each its own transaction, and prints the median and p95 in ms;
+4. after 20 untimed operations of each kind (warm-up), at each size, times ``--ops`` market orders
+   (``order_place``) and ``--ops`` deposits (``deposit_create``), each its own transaction, and prints the median
+   and p95 in ms;
 5. reconciles the books and drops the database (also on failure).
 """
 
