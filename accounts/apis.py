@@ -17,6 +17,7 @@ from accounts.serializers import (
     AccountCreateIn,
     AccountOut,
     AdjustmentIn,
+    AuditPageIn,
     BalanceOut,
     FundingIn,
     FundingOut,
@@ -25,7 +26,7 @@ from accounts.serializers import (
     TransactionOut,
 )
 from exchange import errors
-from exchange.api import paginate, raise_validation
+from exchange.api import keyset_link, paginate, raise_validation
 
 ERRORS = {
     400: OpenApiResponse(description="validation_error, malformed_json, invalid_amount, unknown_asset"),
@@ -112,12 +113,37 @@ class AccountTransactionsApi(_AccountApi):
 
 
 class AccountAuditApi(_AccountApi):
+    """Cursor-paginated like the other lists (``?limit=``, 50 by default, at most 500; ``next`` and ``previous``
+    are links), but oldest first: an audit is read as a story."""
+
     @extend_schema(
-        responses={200: dict, **ERRORS}, tags=["accounts"], summary="Change history and journal entries in time order"
+        parameters=[AuditPageIn],
+        responses={200: dict, **ERRORS},
+        tags=["accounts"],
+        summary="Change history and journal lines in time order, a page at a time",
     )
     def get(self, request: Request, account_id: str) -> Response:
         account = self.get_account(request, account_id)
-        return Response({"account_id": str(account.account_id), "events": selectors.account_audit(account=account)})
+        page_in = raise_validation(AuditPageIn(data=request.query_params))
+        cursor = page_in.get("cursor")
+        direction, key = cursor if cursor else ("next", None)
+        page = selectors.account_audit(
+            account=account,
+            after=key if direction == "next" else None,
+            before=key if direction == "previous" else None,
+            limit=page_in["limit"],
+        )
+        forward = direction == "next"
+        has_next = page.last is not None and (page.more if forward else True)
+        has_previous = page.first is not None and (cursor is not None if forward else page.more)
+        return Response(
+            {
+                "account_id": str(account.account_id),
+                "events": page.events,
+                "next": keyset_link(request, "next", page.last) if has_next else None,
+                "previous": keyset_link(request, "previous", page.first) if has_previous else None,
+            }
+        )
 
 
 class _FundingApi(_AccountApi):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
@@ -16,10 +17,24 @@ from rest_framework.request import Request
 
 from accounts.key_cache import key_cache
 from accounts.models import ApiKey
+from exchange import errors
+from exchange.ratelimit import Limiter, client_address
 
 # last_used_at is written at most this often per key: a write on every request would make every request of a
 # busy key wait on the same row.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+_failures: Limiter | None = None
+
+
+def failure_limiter() -> Limiter:
+    """Failed authentications per client address (AUTH_FAILURE_LIMIT per AUTH_FAILURE_WINDOW)."""
+    global _failures
+    limit, window = settings.AUTH_FAILURE_LIMIT, settings.AUTH_FAILURE_WINDOW
+    if _failures is None or (_failures.limit, _failures.window) != (limit, window):
+        _failures = Limiter("auth_failures", limit=limit, window=window)
+    return _failures
 
 
 def _load(prefix: str) -> tuple[ApiKey, Any] | None:
@@ -28,6 +43,10 @@ def _load(prefix: str) -> tuple[ApiKey, Any] | None:
 
 
 class ApiKeyAuthentication(BaseAuthentication):
+    """Brute force: every failed attempt counts against the client's address; once it is over the limit, every
+    attempt from there (a correct key included, or a right guess would show) answers 429 ``rate_limited`` with
+    ``Retry-After`` until the window ends. A request without credentials is no attempt."""
+
     keyword = "Api-Key"
 
     def _raw_key(self, request: Request) -> str | None:
@@ -44,15 +63,23 @@ class ApiKeyAuthentication(BaseAuthentication):
         raw = self._raw_key(request)
         if raw is None:
             return None
+        limiter, address = failure_limiter(), client_address(request)
         prefix, dot, _secret = raw.partition(".")
-        if not dot or not prefix:
+        known = bool(dot and prefix) and key_cache.holds(prefix)
+        found = key_cache.get(prefix, lambda: _load(prefix)) if dot and prefix else None
+        key, user = found if found is not None else (None, None)
+        if key is None or key.revoked or not key.is_valid(raw) or key.has_expired or not user.is_active:
+            failed = limiter.hit(address)
+            if not failed.allowed:
+                raise _rate_limited(failed.retry_after)
             raise AuthenticationFailed("Invalid API key.")
-        found = key_cache.get(prefix, lambda: _load(prefix))
-        if found is None:
-            raise AuthenticationFailed("Invalid API key.")
-        key, user = found
-        if key.revoked or not key.is_valid(raw) or key.has_expired or not user.is_active:
-            raise AuthenticationFailed("Invalid API key.")
+        # A right key from an address over its failure limit is refused too, or a right guess would show. Asking the
+        # counters costs a round trip, so only keys this process did not already hold are asked about: a guess
+        # never is one (clients in good standing skip the check).
+        if not known:
+            blocked = limiter.peek(address)
+            if not blocked.allowed:
+                raise _rate_limited(blocked.retry_after)
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
@@ -62,3 +89,11 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+def _rate_limited(retry_after: int) -> errors.RateLimited:
+    return errors.RateLimited(
+        "Too many failed authentication attempts from this address; retry later.",
+        details={"retry_after_seconds": retry_after},
+        retry_after=retry_after,
+    )

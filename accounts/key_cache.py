@@ -115,6 +115,10 @@ class KeyCache:
         key._state.fields_cache["user"] = user
         return key, user
 
+    def holds(self, prefix: str) -> bool:
+        """Whether ``prefix`` would be answered from memory now."""
+        return self.enabled and self._listening.is_set() and prefix in self._entries
+
     def touch(self, prefix: str, when: Any) -> None:
         """Record a write of ``last_used_at`` (the trigger does not notify for that column alone)."""
         cached = self._entries.get(prefix)

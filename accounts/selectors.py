@@ -4,11 +4,12 @@ answers 404, so the existence of another user's account never leaks."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts.models import Account, ApiKey, Balance, Scope
 from exchange import errors
@@ -94,41 +95,83 @@ def transaction_list(
     return qs
 
 
-def account_audit(*, account: Account) -> list[dict[str, Any]]:
-    """The account's change history and its journal entries, merged in time order (oldest first)."""
-    events: list[dict[str, Any]] = []
-    for record in account.history.select_related("history_user").order_by("history_date", "history_id"):
-        events.append(
-            {
-                "type": "account_change",
-                "at": record.history_date,
-                "actor": getattr(record.history_user, "username", None),
-                "change": {"+": "created", "~": "changed", "-": "deleted"}[record.history_type],
-                "status": record.status,
-                "label": record.label,
-                "reason": record.history_change_reason,
-            }
-        )
-    postings = (
-        Posting.objects.filter(account=account).select_related("entry", "entry__actor", "ledger_account").order_by("id")
-    )
+# Audit events are read in pages of a merged, time-ordered stream: each event has a key (time, source, id) that is
+# unique and increasing, and a page is the next ``limit`` keys after (or before) a cursor, read from each source
+# with the same keyset condition. The cost of a page is the page, not the account's history.
+AuditKey = tuple[datetime, int, int]
+_CHANGE, _ENTRY = 0, 1  # at equal times, a status change sorts before a journal line
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    events: list[dict[str, Any]]
+    first: AuditKey | None  # keys of the first and last events, for the cursors
+    last: AuditKey | None
+    more: bool  # more events lie beyond the page in the direction it was read
+
+
+def _after(at: str, ident: str, rank: int, key: AuditKey, descending: bool) -> Q:
+    """Rows of one source whose (at, rank, id) is strictly after ``key`` (before it when descending)."""
+    k_at, k_rank, k_id = key
+    op = "lt" if descending else "gt"
+    same_rank = Q(**{f"{at}": k_at, f"{ident}__{op}": k_id}) if rank == k_rank else Q(pk__in=[])
+    later_rank = Q(**{f"{at}": k_at}) if (rank < k_rank if descending else rank > k_rank) else Q(pk__in=[])
+    return Q(**{f"{at}__{op}": k_at}) | same_rank | later_rank
+
+
+def account_audit(
+    *, account: Account, after: AuditKey | None = None, before: AuditKey | None = None, limit: int = 50
+) -> AuditPage:
+    """A page of the account's change history and journal lines, merged in time order (oldest first): the
+    ``limit`` events after ``after`` (or the first ones), or the ``limit`` events before ``before``."""
+    descending = before is not None
+    cursor = before if descending else after
+    sign = "-" if descending else ""
+    changes = account.history.select_related("history_user")
+    postings = Posting.objects.filter(account=account).select_related("entry", "entry__actor", "ledger_account")
+    if cursor is not None:
+        changes = changes.filter(_after("history_date", "history_id", _CHANGE, cursor, descending))
+        postings = postings.filter(_after("entry__created_at", "id", _ENTRY, cursor, descending))
+    changes = changes.order_by(f"{sign}history_date", f"{sign}history_id")[: limit + 1]
+    postings = postings.order_by(f"{sign}entry__created_at", f"{sign}id")[: limit + 1]
+    keyed: list[tuple[AuditKey, dict[str, Any]]] = []
+    for record in changes:
+        event = {
+            "type": "account_change",
+            "at": record.history_date,
+            "actor": getattr(record.history_user, "username", None),
+            "change": {"+": "created", "~": "changed", "-": "deleted"}[record.history_type],
+            "status": record.status,
+            "label": record.label,
+            "reason": record.history_change_reason,
+        }
+        keyed.append(((record.history_date, _CHANGE, record.history_id), event))
     for posting in postings:
         entry = posting.entry
-        events.append(
-            {
-                "type": "journal_entry",
-                "at": entry.created_at,
-                "actor": getattr(entry.actor, "username", None),
-                "entry_id": str(entry.entry_id),
-                "kind": entry.kind,
-                "asset": posting.asset_id,
-                "bucket": posting.ledger_account.kind.removeprefix("customer_"),
-                "amount": format_amount(posting.amount, asset_map()[posting.asset_id].decimals),
-                "memo": entry.memo,
-            }
-        )
-    events.sort(key=lambda e: e["at"])
-    return events
+        event = {
+            "type": "journal_entry",
+            "at": entry.created_at,
+            "actor": getattr(entry.actor, "username", None),
+            "entry_id": str(entry.entry_id),
+            "kind": entry.kind,
+            "asset": posting.asset_id,
+            "bucket": posting.ledger_account.kind.removeprefix("customer_"),
+            "amount": format_amount(posting.amount, asset_map()[posting.asset_id].decimals),
+            "memo": entry.memo,
+        }
+        keyed.append(((entry.created_at, _ENTRY, posting.pk), event))
+    keyed.sort(key=lambda pair: pair[0], reverse=descending)
+    more = len(keyed) > limit
+    keyed = keyed[:limit]
+    if descending:
+        keyed.reverse()
+    keys = [key for key, _ in keyed]
+    return AuditPage(
+        events=[event for _, event in keyed],
+        first=keys[0] if keys else None,
+        last=keys[-1] if keys else None,
+        more=more,
+    )
 
 
 def total_equity_usd(*, balances: list[Balance]) -> Decimal | None:

@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from accounts.models import Account, Balance
-from exchange.api import AmountField, AssetAmountField, format_amount
+from exchange.api import AmountField, AssetAmountField, KeysetCursorField, WrappedCursorPagination, format_amount
 from ledger.models import EntryKind, Posting
 from ledger.selectors import asset_map
 
@@ -128,3 +128,12 @@ class FundingOut(serializers.Serializer):
         """The signed change to the account (a withdrawal is negative), at the asset's precision."""
         asset = obj.metadata.get("asset")
         return format_amount(Decimal(obj.metadata.get("amount")), _decimals(asset))
+
+
+class AuditPageIn(serializers.Serializer):
+    cursor = KeysetCursorField(required=False)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=WrappedCursorPagination.max_page_size)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs.setdefault("limit", WrappedCursorPagination.page_size)
+        return attrs

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from accounts.models import Account, AccountStatus, ApiKey, Balance, Scope
-from exchange import errors
+from exchange import errors, locking
 from ledger.models import EntryKind, JournalEntry, LedgerAccount, LedgerAccountKind
 from ledger.selectors import asset_get, asset_map, customer_ledger_accounts, external_account
 from ledger.services import Leg, journal_post
@@ -39,14 +39,21 @@ def account_create(*, owner: User, label: str = "", actor: Any = None) -> Accoun
     return account
 
 
-def _transition(*, account: Account, allowed_from: set[str], to: str, actor: Any, reason: str) -> Account:
-    # The row lock makes check-then-set atomic: of two concurrent transitions only one sees the old status.
-    locked = Account.objects.select_for_update().get(pk=account.pk)
-    if locked.status not in allowed_from:
+def _transition(
+    *, account: Account, allowed_from: set[str], to: str, actor: Any, reason: str, check: Any = None
+) -> Account:
+    # The account row FOR UPDATE (exchange.locking, level 2) makes check-then-set atomic: of two concurrent
+    # transitions only one sees the old status, and money movements (which hold the row FOR SHARE) finish first
+    # or see the new status.
+    status = locking.lock_account(account.pk, mode=locking.Mode.UPDATE)
+    if status not in allowed_from:
         raise errors.InvalidStateTransition(
-            f"Account is {locked.status}; cannot become {to}.",
-            details={"status": locked.status, "requested": to},
+            f"Account is {status}; cannot become {to}.",
+            details={"status": status, "requested": to},
         )
+    if check is not None:
+        check()
+    locked = Account.objects.get(pk=account.pk)
     locked.status = to
     locked._history_user = actor  # type: ignore[attr-defined]
     locked._change_reason = reason or f"status -> {to}"  # type: ignore[attr-defined]
@@ -70,25 +77,29 @@ def account_reactivate(*, account: Account, actor: Any, reason: str = "") -> Acc
 
 @transaction.atomic
 def account_close(*, account: Account, actor: Any, reason: str = "") -> Account:
-    """Close an account; every balance must be zero. The balance rows are locked so no deposit or fill can land
-    between the check and the status change."""
-    balances = list(Balance.objects.select_for_update().filter(account=account).order_by("asset_id"))
-    held = {b.asset_id: str(b.total) for b in balances if b.total != 0}
-    if held:
-        raise errors.AccountNotEmpty(details={"balances": held})
+    """Close an account; every balance must be zero. The account row is locked FOR UPDATE first, so no deposit or
+    fill is between its status check and its credit (they hold the row FOR SHARE); then the balance rows."""
+
+    def check_empty() -> None:
+        held = {b.asset_id: str(b.total) for b in locking.lock_account_balances(account.pk) if b.total != 0}
+        if held:
+            raise errors.AccountNotEmpty(details={"balances": held})
+
     return _transition(
         account=account,
         allowed_from={AccountStatus.ACTIVE, AccountStatus.SUSPENDED},
         to=AccountStatus.CLOSED,
         actor=actor,
         reason=reason,
+        check=check_empty,
     )
 
 
-def account_check_status(*, account: Account, allow_suspended: bool = False) -> str:
-    """Refuse closed (and, unless allowed, suspended) accounts, reading the status from the database: the
-    caller's object may be stale. A suspension committed a moment later orders after this operation."""
-    status = Account.objects.filter(pk=account.pk).values_list("status", flat=True).first()
+def account_lock_for_movement(*, account: Account, allow_suspended: bool = False) -> str:
+    """Take the account's row FOR SHARE (exchange.locking, level 2) and refuse closed (and, unless allowed,
+    suspended) accounts by the status read under that lock: the caller's object may be stale, and no status
+    change can commit until this transaction ends. Call it before any balance lock."""
+    status = locking.lock_account(account.pk, mode=locking.Mode.SHARE)
     account.status = status or account.status
     if status == AccountStatus.CLOSED:
         raise errors.AccountClosed()
@@ -150,7 +161,7 @@ def _fund(
     allow_negative: bool = False,
 ) -> JournalEntry:
     value, code = amount_parse(amount=amount, asset_code=asset, allow_negative=allow_negative)
-    account_check_status(account=account, allow_suspended=kind != EntryKind.WITHDRAWAL)
+    account_lock_for_movement(account=account, allow_suspended=kind != EntryKind.WITHDRAWAL)
     replay = _replay(idempotency_key, kind=kind, account=account, asset=code, amount=value)
     if replay is not None:
         return replay

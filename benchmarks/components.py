@@ -128,7 +128,6 @@ def main() -> int:
             postgres=args.postgres,
             keep_db=False,
             workers=None,
-            worker_class=None,
             threads=None,
         )
     )

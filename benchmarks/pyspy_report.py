@@ -25,6 +25,7 @@ STEPS: list[list[tuple[str, str]]] = [
         ("logging/__init__.py", "logging (structlog JSON, scrubber, write)"),
         ("prometheus", "Prometheus metrics"),
         ("is_usable (django/db/backends/postgresql", "connection health check (SELECT 1 each request)"),
+        ("is_usable (exchange/db/postgresql", "connection health check (socket poll each request)"),
         ("ApiKeyAuthentication.authenticate", "API-key authentication (1 query)"),
         ("account_get (accounts/selectors.py", "account lookup: account_get (1 query)"),
         ("market_get (orders/selectors.py", "market lookup: market_get (1 query)"),

@@ -275,6 +275,8 @@ class Bench:
         env |= {
             "DJANGO_SETTINGS_MODULE": "benchmarks.bench_settings",
             "SECRET_KEY": secrets.token_urlsafe(50),
+            # Production settings refuse to start without it; testserver is the in-process probe's client.
+            "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
             "DATABASE_URL": self.dsn,
             # Local defaults for the runtime configuration: the benchmark measures this service, not a sibling.
             "CONFIG_SERVICE_URL": "",
@@ -285,10 +287,8 @@ class Bench:
             "LOG_FORMAT": "json",
             "PYTHONUNBUFFERED": "1",  # as in the Docker image
         }
-        if self.args.worker_class:
-            env["GUNICORN_WORKER_CLASS"] = self.args.worker_class
         if self.args.threads:
-            env["GUNICORN_THREADS"] = str(self.args.threads)
+            env["WEB_THREADS"] = str(self.args.threads)
         if self.args.workers:
             env["WEB_CONCURRENCY"] = str(self.args.workers)
         return env
@@ -388,8 +388,8 @@ class Bench:
         """The effective gunicorn settings: exchange/gunicorn_conf.py read with the service's environment."""
         code = (
             "import json, exchange.gunicorn_conf as c; from django.conf import settings as s; "
-            "print(json.dumps({'workers': s.WEB_CONCURRENCY, **{k: getattr(c, k, None) for k in "
-            "('worker_class', 'threads', 'keepalive', 'timeout', 'preload_app')}}))"
+            "print(json.dumps({'workers': s.WEB_CONCURRENCY, 'threads': s.WEB_THREADS, **{k: getattr(c, k, None) "
+            "for k in ('worker_class', 'asgi_loop', 'keepalive', 'timeout', 'preload_app')}}))"
         )
         out = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=self.env, capture_output=True, check=True, timeout=60)
         return dict(json.loads(out.stdout.decode().strip().splitlines()[-1]))
@@ -718,8 +718,7 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="add a phase sampled by py-spy")
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: the service's WEB_CONCURRENCY)")
-    parser.add_argument("--worker-class", help="gunicorn worker class (default: the service's)")
-    parser.add_argument("--threads", type=int, help="gunicorn threads per worker (default: the service's)")
+    parser.add_argument("--threads", type=int, help="Django threads per worker (default: the service's WEB_THREADS)")
     parser.add_argument(
         "--postgres",
         default="postgres://postgres@127.0.0.1:5432",

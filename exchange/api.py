@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +40,9 @@ class DecimalJSONParser(JSONParser):
             return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant) if text else {}
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"JSON parse error - {exc}") from exc
+        except RecursionError:
+            # Nesting deeper than the interpreter's stack: no order or amount is ever shaped like that.
+            raise ParseError("JSON parse error - nested too deeply") from None
 
 
 def _refuse_constant(name: str) -> Any:
@@ -66,6 +71,32 @@ class WrappedCursorPagination(CursorPagination):
                 "previous": {"type": "string", "nullable": True, "format": "uri"},
             },
         }
+
+
+class KeysetCursorField(serializers.CharField):
+    """The opaque ``cursor`` of a keyset-paginated list (``keyset_link``): (direction, key), refused as a
+    validation error when it was not made by us."""
+
+    default_error_messages = {"invalid": "Invalid cursor."}
+
+    def to_internal_value(self, data: Any) -> tuple[str, tuple[Any, ...]]:  # type: ignore[override]
+        try:
+            raw = json.loads(base64.urlsafe_b64decode(str(data).encode() + b"==="))
+            direction, (at, rank, ident) = raw["d"], raw["k"]
+            if direction not in ("next", "previous"):
+                raise ValueError(direction)
+            return direction, (datetime.fromisoformat(at), int(rank), int(ident))
+        except Exception:
+            self.fail("invalid")
+
+
+def keyset_link(request: Any, direction: str, key: tuple[Any, ...]) -> str:
+    """The absolute URL of the page ``direction`` of ``key`` (time, rank, id), keeping the other query parameters."""
+    at, rank, ident = key
+    token = json.dumps({"d": direction, "k": [at.isoformat(), rank, ident]}, separators=(",", ":"))
+    query = request.query_params.copy()
+    query["cursor"] = base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
 
 def paginate(

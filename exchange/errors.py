@@ -19,9 +19,13 @@ class ExchangeError(Exception):
     code = "exchange_error"
     default_message = "The request could not be processed."
 
-    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, details: dict[str, Any] | None = None, retry_after: int | None = None
+    ) -> None:
         self.message = message or self.default_message
         self.details = details or {}
+        # Seconds a client should wait before retrying (the Retry-After header of 429 and 503 answers).
+        self.retry_after = retry_after
         super().__init__(self.message)
 
 
@@ -32,6 +36,14 @@ class ValidationFailed(ExchangeError):
     status_code = 400
     code = "validation_error"
     default_message = "The request is invalid."
+
+
+class BadRequest(ExchangeError):
+    """Django refused the request before any view ran (for example a Host header not in ``ALLOWED_HOSTS``)."""
+
+    status_code = 400
+    code = "bad_request"
+    default_message = "Bad request."
 
 
 class MalformedRequest(ExchangeError):
@@ -102,6 +114,14 @@ class UnsupportedMediaType(ExchangeError):
     status_code = 415
     code = "unsupported_media_type"
     default_message = "Unsupported media type; send application/json."
+
+
+class PayloadTooLarge(ExchangeError):
+    """The request body is larger than the upload limit (``DATA_UPLOAD_MAX_MEMORY_SIZE``); nothing was read."""
+
+    status_code = 413
+    code = "payload_too_large"
+    default_message = "The request body is too large."
 
 
 class BusinessRuleViolation(ExchangeError):

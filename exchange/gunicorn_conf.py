@@ -16,12 +16,18 @@ logconfig_dict = settings.LOGGING | {
     }
 }
 accesslog = None
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
-# Threads per worker; only the gthread worker class uses more than one.
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# gunicorn's native ASGI worker on uvloop (exchange/gunicorn_worker.py adds read timeouts): connections are read
+# on an event loop, so slow clients hold sockets, not threads; complete requests run on the Django WSGI
+# application in a pool of WEB_THREADS threads per worker (exchange/asgi.py). Measured on this machine
+# (docs/benchmarks.md): the fastest of the models tried, and 50 slowloris sockets did not slow a normal client.
+worker_class = "exchange.gunicorn_worker.ExchangeASGIWorker"
+asgi_loop = "uvloop"
 # Requests finishing when SIGTERM arrives get this long before workers are killed.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+# A worker whose event loop does not report for this long is restarted; the same bound caps how long the worker
+# waits for a request body (the protocol's own HTTP_BODY_TIMEOUT closes a stalled one sooner).
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# Idle keep-alive connections are closed after this long; it also bounds slow headers after the first request.
 keepalive = 5
 # Load the app once in the master and fork: faster start, less memory on a 2-core box.
 preload_app = False

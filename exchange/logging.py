@@ -17,7 +17,11 @@ import structlog
 SENSITIVE_KEYS = re.compile(r"(authorization|api[_-]?key|password|passwd|secret|token|cookie|credential)", re.I)
 # Values that look like credentials inside free text: bearer/API-key headers and our key format.
 SENSITIVE_VALUES = [
-    re.compile(r"(?i)\b(bearer|basic|digest|api-key|token)\s+[A-Za-z0-9._\-+/=]{6,}"),
+    # Not when the "credential" is a plain lowercase word: "CSRF token missing." is Django's reason, not a secret.
+    re.compile(
+        r"(?i)\b(bearer|basic|digest|api-key|token)\s+"
+        r"(?-i:(?![a-z]+\.?(?:[^A-Za-z0-9._\-+/=]|$)))[A-Za-z0-9._\-+/=]{6,}"
+    ),
     re.compile(r"(?i)(authorization|x-api-key|api_key|password|secret)(['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"),
     # djangorestframework-api-key keys look like "<prefix 8>.<secret 32>".
     re.compile(r"\b[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}\b"),
@@ -94,6 +98,27 @@ class DropStatusOnlyRecords(logging.Filter):
         return record.exc_info is not None
 
 
+def _is_outage(record: logging.LogRecord) -> bool:
+    if not record.exc_info:
+        return False
+    from exchange.exception_handler import is_database_outage
+
+    return is_database_outage(record.exc_info[1])
+
+
+class ClientFaultsWithoutTraceback(logging.Filter):
+    """``django.security.*`` records (a disallowed Host, a body over the upload limit) are the client's doing, not
+    a crash, yet Django logs them as errors with a traceback; so is a database outage Django logs on its way to
+    ``handler500`` (answered 503). Keep them as one warning line (the message says what happened; the access line
+    carries the request id and status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("django.security") or _is_outage(record):
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def build_logging_config(*, level: str, fmt: str, service: str, instance: str, environment: str) -> dict[str, Any]:
     """A dictConfig for the stdlib ``logging`` module whose only handler renders through structlog."""
     identity = _ServiceIdentity(service, instance, environment)
@@ -125,9 +150,18 @@ def build_logging_config(*, level: str, fmt: str, service: str, instance: str, e
                 "foreign_pre_chain": _shared_processors(),
             }
         },
-        "filters": {"with_traceback_only": {"()": DropStatusOnlyRecords}},
+        "filters": {
+            "with_traceback_only": {"()": DropStatusOnlyRecords},
+            "client_faults": {"()": ClientFaultsWithoutTraceback},
+        },
         "handlers": {
-            "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "structured"}
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": "structured",
+                # On the handler, not a logger: a logger's filters do not see its children's records.
+                "filters": ["client_faults"],
+            }
         },
         "root": {"handlers": ["stdout"], "level": level},
         "loggers": {

@@ -1,4 +1,4 @@
-"""Request id and access logging."""
+"""Request id and access logging; database outages outside DRF views."""
 
 from __future__ import annotations
 
@@ -47,3 +47,22 @@ class RequestIdMiddleware:
             return response
         finally:
             structlog.contextvars.clear_contextvars()
+
+
+class DatabaseOutageMiddleware:
+    """Views outside DRF (the admin, Django's own) answer a database outage as DRF views do: 503
+    ``service_unavailable`` with ``Retry-After``, one warning line, no traceback. (DRF views get the same from
+    ``exchange.exception_handler``; an outage inside another middleware from ``handler500``.)"""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from exchange.exception_handler import database_unavailable, error_response, is_database_outage
+
+        if not is_database_outage(exception):
+            return None
+        return error_response(database_unavailable(exception))

@@ -1,4 +1,4 @@
-"""URL configuration: the API under /api/v1, schema and docs, admin, and /metrics at the root."""
+"""URL configuration: the API under /api/v1, schema and docs, admin, and /metrics at the root (bearer token)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from exchange.metrics import metrics_view
 from exchange.views import HealthApi, ReadyApi
 
 api_v1 = [
@@ -23,7 +24,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics_view, name="prometheus-django-metrics"),
 ]
 
 handler400 = "exchange.exception_handler.handler400"

@@ -149,7 +149,8 @@ class JournalEntry(models.Model):
 
 
 class Posting(models.Model):
-    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="postings")
+    # Indexed by (entry, asset) below, which also serves lookups by entry alone.
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="postings", db_index=False)
     ledger_account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="postings")
     # Denormalised from the ledger account so per-asset sums and per-customer statements need no join.
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="postings")
@@ -164,6 +165,10 @@ class Posting(models.Model):
         indexes = [
             models.Index(fields=["account", "-id"]),
             models.Index(fields=["ledger_account"]),
+            # The deferred balance check sums an entry's postings per asset: with this index its cost is that of
+            # the entry, whatever the history, even before the planner has statistics (it walked the asset index
+            # over every posting without it).
+            models.Index(fields=["entry", "asset"], name="ledger_posting_entry_asset"),
         ]
 
     def __str__(self) -> str:

@@ -3,8 +3,9 @@
 How a posting settles (all in the caller's database transaction):
 1. Validate: at least two legs, no zero amount, no amount finer than its asset's precision, and the legs sum to
    zero per asset (also enforced by a deferred trigger on PostgreSQL; this is the only guard on SQLite).
-2. Lock the balance caches the entry touches, always in the same order (customer balance rows by account and
-   asset, then the exchange's ledger accounts by id), so two concurrent entries can never deadlock.
+2. Lock the balance caches the entry touches in the global lock order (``exchange.locking``: customer balance
+   rows by account and asset, then the exchange's ledger accounts by id), so two concurrent entries can never
+   deadlock. The caller has already taken the trading account's row (``FOR SHARE``) and checked its status.
 3. Check that no customer balance would go negative (the sufficient-balance check: the rows are locked, so
    nothing can change them between the check and the update). Nothing has been written yet when it fails,
    so the caller's transaction stays clean.
@@ -24,7 +25,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from exchange import errors
+from exchange import errors, locking
 from exchange.api import format_amount
 from ledger.models import Asset, JournalEntry, LedgerAccount, LedgerAccountKind, Posting
 from ledger.selectors import asset_map
@@ -65,10 +66,8 @@ def _validate(legs: Sequence[Leg]) -> None:
 
 
 def _lock_customer_balances(legs: Sequence[Leg], now: Any) -> list[Any]:
-    """Lock the customer balance rows the legs touch (by account, then asset), check that none would go
-    negative, and return the rows with their new values set (not yet written)."""
-    from accounts.models import Balance  # accounts depends on ledger's models; import here to avoid a cycle
-
+    """Lock the customer balance rows the legs touch (level 3 of exchange.locking: by account, then asset),
+    check that none would go negative, and return the rows with their new values set (not yet written)."""
     deltas: dict[tuple[int, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
     for leg in legs:
         la = leg.ledger_account
@@ -78,14 +77,7 @@ def _lock_customer_balances(legs: Sequence[Leg], now: Any) -> list[Any]:
             deltas[(la.account_id, la.asset_id)][1] += leg.amount  # type: ignore[index]
     if not deltas:
         return []
-    account_ids = sorted({account_id for account_id, _ in deltas})
-    assets = sorted({asset for _, asset in deltas})
-    rows = list(
-        Balance.objects.select_for_update()
-        .filter(account_id__in=account_ids, asset_id__in=assets)
-        .order_by("account_id", "asset_id")
-    )
-    by_key = {(row.account_id, row.asset_id): row for row in rows}
+    by_key = locking.lock_balances(deltas)
     changed = []
     for key, (d_available, d_locked) in sorted(deltas.items()):
         row = by_key.get(key)
@@ -131,9 +123,10 @@ def _settle_book_balances(legs: Sequence[Leg]) -> None:
 
     It runs last in the transaction on purpose: every fill touches a house row, and a row lock is held from
     the moment it is taken until commit, so taking it last keeps the wait of concurrent fills on the same
-    shard to the commit itself. Rows are locked in id order (no deadlock). The database's CHECK constraint keeps
-    house and fee balances non-negative; when a concurrent fill drained a shard after the caller's unlocked
-    pre-check, the statement fails and ``LiquidityContention`` tells the caller to retry the whole transaction.
+    shard to the commit itself. Rows are locked in id order (level 4 of exchange.locking). The database's CHECK
+    constraint keeps house and fee balances non-negative; when a concurrent fill drained a shard after the
+    caller's unlocked pre-check, the statement fails and ``LiquidityContention`` tells the caller to retry the
+    whole transaction.
     """
     deltas: dict[int, Decimal] = defaultdict(Decimal)
     for leg in legs:
@@ -150,28 +143,7 @@ def settle_book_deltas(deltas: dict[int, Decimal]) -> None:
         return
     ids = sorted(deltas)
     try:
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    """
-                    WITH locked AS (
-                        SELECT id FROM ledger_ledgeraccount WHERE id = ANY(%s) ORDER BY id FOR UPDATE
-                    )
-                    UPDATE ledger_ledgeraccount AS la SET balance = la.balance + d.delta
-                      FROM locked JOIN unnest(%s::bigint[], %s::numeric[]) AS d(id, delta) ON d.id = locked.id
-                     WHERE la.id = locked.id
-                    """,
-                    [ids, ids, [deltas[i] for i in ids]],
-                )
-                updated = cursor.rowcount
-        else:
-            # SQLite: the IMMEDIATE transaction already holds the database's write lock, so read, add in Decimal
-            # (SQLite's own arithmetic on these columns is floating point) and write back.
-            rows = list(LedgerAccount.objects.filter(pk__in=ids).order_by("pk"))
-            for row in rows:
-                row.balance += deltas[row.pk]
-            LedgerAccount.objects.bulk_update(rows, ["balance"])
-            updated = len(rows)
+        updated = locking.add_to_books(deltas)
     except IntegrityError as exc:
         if "ledger_account_balance_non_negative" in str(exc):
             raise errors.LiquidityContention(details={"ledger_accounts": ids}) from exc

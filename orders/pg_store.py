@@ -21,7 +21,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection
 
-from exchange import errors
+from exchange import errors, locking
 from ledger.models import JournalEntry
 from orders.matching import BookOrder
 from orders.models import Fill, Order, Trade
@@ -323,6 +323,10 @@ class PgBookStore:
     def lock_book(
         self, *, market_pk: int, account_pk: int | None, key_id: str | None, side: str, limit: Decimal | None
     ) -> LockedBook:
+        # The function takes levels 1 and 2 of the lock order (exchange/locking.py): the market, then the account.
+        locking.enter(locking.Level.MARKET, [market_pk])
+        if account_pk is not None:
+            locking.enter(locking.Level.ACCOUNT, [account_pk], locking.Mode.SHARE)
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT exchange_book_lock(%s, %s, %s, %s, %s, %s)::text",
@@ -433,6 +437,9 @@ class PgBookStore:
             payload["fills"].append({**row, "trade_uuid": fill.trade.trade_id})
         if s.candle is not None:
             payload["candle"] = vars(s.candle)
+        # The function takes levels 3 and 4: the balance rows in (account, asset) order, the books in id order, last.
+        locking.enter(locking.Level.BALANCE, sorted(s.batch.customer_deltas()))
+        locking.enter(locking.Level.BOOKS, [b["id"] for b in payload["books"]])
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT exchange_settle(%s::jsonb)::text", [_dumps(payload)])

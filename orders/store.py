@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from django.db import connection
 from django.db.models import F, Q, Sum
 
-from exchange import errors
+from exchange import errors, locking
 from ledger.batch import JournalBatch
 from ledger.models import JournalEntry, LedgerAccount, LedgerAccountKind, Posting
 from orders.matching import BookOrder
@@ -202,10 +202,9 @@ class OrmBookStore:
         self, *, market_pk: int, account_pk: int | None, key_id: str | None, side: str, limit: Decimal | None
     ) -> LockedBook:
         from accounts.models import ApiKey
-        from markets.models import Market
 
-        market = Market.objects.select_for_update().get(pk=market_pk)
-        status = _account_status_shared(account_pk) if account_pk is not None else None
+        market = locking.lock_market(market_pk)
+        status = locking.lock_account(account_pk, mode=locking.Mode.SHARE) if account_pk is not None else None
         key_valid = True
         if key_id is not None:
             key_valid = ApiKey.objects.filter(pk=key_id, revoked=False, user__is_active=True).exists()
@@ -259,15 +258,7 @@ class OrmBookStore:
         s = settlement
         # Level 3 of the lock order: every customer balance row of the batch, sorted, checked before any write.
         deltas = s.batch.customer_deltas()
-        rows = {}
-        if deltas:
-            account_pks = sorted({a for a, _ in deltas})
-            rows = {
-                (b.account_id, b.asset_id): b
-                for b in Balance.objects.select_for_update()
-                .filter(account_id__in=account_pks, asset_id__in=sorted({asset for _, asset in deltas}))
-                .order_by("account_id", "asset_id")
-            }
+        rows = locking.lock_balances(deltas)
         changed = []
         for key, (d_available, d_locked) in deltas.items():
             row = rows.get(key)
@@ -399,16 +390,6 @@ def _candle_add(market_pk: int, c: Candle) -> None:
     row.quote_volume += c.quote_volume
     row.trades += c.trades
     row.save(update_fields=["high", "low", "close", "volume", "quote_volume", "trades"])
-
-
-def _account_status_shared(account_pk: int) -> str | None:
-    """The account's status, read under a share lock (level 2): a money movement and a status change exclude each
-    other, two money movements do not. SQLite has no row locks (its writers are serialized anyway)."""
-    suffix = " FOR SHARE" if connection.vendor == "postgresql" else ""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT status FROM accounts_account WHERE id = %s{suffix}", [account_pk])  # noqa: S608
-        row = cursor.fetchone()
-    return row[0] if row else None
 
 
 def book_store() -> BookStore:

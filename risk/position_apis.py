@@ -9,9 +9,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import ReadScope
-from exchange.api import format_amount, raise_validation
+from accounts.selectors import account_list
+from exchange.api import WrappedCursorPagination, format_amount, raise_validation
 from ledger.selectors import asset_map
-from risk.positions import USD, Position, position_get, position_list
+from risk.positions import USD, Position, position_get, position_list, positions_for
 
 ERRORS = {
     400: OpenApiResponse(description="validation_error (account_id is not a UUID)"),
@@ -76,6 +77,8 @@ class PositionFilterIn(serializers.Serializer):
 
 class PositionListOut(serializers.Serializer):
     positions = PositionOut(many=True)
+    next = serializers.URLField(allow_null=True, help_text="The next page of accounts' positions.")
+    previous = serializers.URLField(allow_null=True)
 
 
 class PositionListApi(APIView):
@@ -90,9 +93,17 @@ class PositionListApi(APIView):
         summary="Positions in BTC and ETH of one account or of every account the key sees (operators: all)",
     )
     def get(self, request: Request) -> Response:
+        """Every visible account's positions are paged by account (``?limit=`` accounts, 50 by default, at most
+        500, newest account first), so an operator's answer is bounded however many accounts there are."""
         filters = raise_validation(PositionFilterIn(data=request.query_params))
-        positions = position_list(user=request.user, key=request.auth, account_id=filters.get("account_id"))
-        return Response({"positions": PositionOut(positions, many=True).data})
+        if filters.get("account_id"):
+            positions = position_list(user=request.user, key=request.auth, account_id=filters["account_id"])
+            return Response({"positions": PositionOut(positions, many=True).data, "next": None, "previous": None})
+        paginator = WrappedCursorPagination()
+        paginator.results_key = "positions"
+        accounts = paginator.paginate_queryset(account_list(user=request.user, key=request.auth), request, view=self)
+        positions = positions_for(accounts=list(accounts or []))
+        return paginator.get_paginated_response(PositionOut(positions, many=True).data)
 
 
 class PositionDetailApi(APIView):

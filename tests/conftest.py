@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from tests.support.logs import captured_log  # noqa: F401 - a fixture, for every test folder
 from tests.support.services import require_postgres, require_redis, scratch_database_url
 
 _DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "postgres"}
@@ -24,8 +25,8 @@ def _reference_data(request: pytest.FixtureRequest) -> Iterator[None]:
     table, so tests that use the database get them back here (idempotent, a handful of queries).
 
     After the test, the books must still reconcile: whatever a test did through the product's code, every cached
-    balance equals the ledger and every entry balances. Tests that corrupt the books on purpose say so with
-    ``@pytest.mark.corrupts_ledger``."""
+    balance equals the ledger and every entry balances; and no closed account holds money. Tests that corrupt the
+    books on purpose say so with ``@pytest.mark.corrupts_ledger``."""
     if not (request.node.get_closest_marker("django_db") or _DB_FIXTURES & set(request.fixturenames)):
         yield
         return
@@ -40,6 +41,20 @@ def _reference_data(request: pytest.FixtureRequest) -> Iterator[None]:
 
     report = reconcile()
     assert report.ok, f"the books do not reconcile after this test: {report.discrepancies}"
+    from accounts.models import AccountStatus, Balance
+
+    stranded = Balance.objects.filter(account__status=AccountStatus.CLOSED).exclude(available=0, locked=0)
+    assert not stranded.exists(), f"money left on closed accounts: {list(stranded.values('account_id', 'asset_id'))}"
+
+
+@pytest.fixture(autouse=True)
+def _rate_limits() -> Iterator[None]:
+    """Every test starts with no failed attempts counted (rate limits are per address, and every test client
+    calls from 127.0.0.1)."""
+    from exchange import ratelimit
+
+    ratelimit.reset_all()
+    yield
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import socket
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -44,6 +45,8 @@ if len(SERVICE_INSTANCE_NAME) > 63 or not INSTANCE_NAME_RE.fullmatch(SERVICE_INS
         "starting and ending with a letter or digit"
     )
 SERVICE_VERSION = env.str("SERVICE_VERSION", default="0.1.0")
+# Reported by health, discovery and every log line. Each settings module has its own default (local
+# "development", test "test", production "production"); ENVIRONMENT wins when set.
 ENVIRONMENT = env.str("ENVIRONMENT", default="development")
 # The host name siblings should dial; inside containers the hostname is the right default.
 SERVICE_HOST = env.str("SERVICE_HOST", default="") or socket.gethostname()
@@ -62,8 +65,26 @@ HEALTH_CHECK_INTERVAL = _duration_seconds("HEALTH_CHECK_INTERVAL", "30s")
 READINESS_POLL_INTERVAL = _duration_seconds("READINESS_POLL_INTERVAL", "2s")
 # Where `serve` writes the demo data's API keys (mode 0600) when it seeds an empty database.
 DEMO_API_KEYS_FILE = env.str("DEMO_API_KEYS_FILE", default=str(BASE_DIR / "api-keys.txt"))
-# Gunicorn workers: 2 cores here; (2 x cores) + 1 is gunicorn's own rule of thumb.
-WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=4)
+# Brute force (exchange/ratelimit.py): failed API-key authentications per client address and window; over the
+# limit, every attempt from that address answers 429 until the window ends. X-Forwarded-For is read only when a
+# proxy of ours sets it (TRUST_X_FORWARDED_FOR); otherwise anyone could pick their own address.
+AUTH_FAILURE_LIMIT = env.int("AUTH_FAILURE_LIMIT", default=20)
+AUTH_FAILURE_WINDOW = _duration_seconds("AUTH_FAILURE_WINDOW", "60s")
+TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
+
+# /metrics (exchange/metrics.py): the bearer token Prometheus sends. Unset: anonymous where
+# METRICS_ALLOW_ANONYMOUS (local, test), refused in production.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOW_ANONYMOUS = True
+# HTTP serving (exchange/gunicorn_conf.py, exchange/asgi.py): gunicorn workers (one per core: each runs an event
+# loop; the Django work runs in its thread pool), and the threads per worker that run Django requests (each keeps
+# one database connection).
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=2)
+WEB_THREADS = env.int("WEB_THREADS", default=8)
+# A connection whose request headers are not complete this long after it opened is closed, and so is one whose
+# request body has not arrived whole HTTP_BODY_TIMEOUT after its headers (slow clients: exchange/gunicorn_worker.py).
+HTTP_HEADER_TIMEOUT = _duration_seconds("HTTP_HEADER_TIMEOUT", "10s")
+HTTP_BODY_TIMEOUT = _duration_seconds("HTTP_BODY_TIMEOUT", "10s")
 
 # --- Service discovery, configuration service, sibling clients (exchange/registration.py, ...) ---------------
 # The registration key's lifetime. ECOSYSTEM.md fixes 90 s and siblings drop entries older than that, so a longer
@@ -125,6 +146,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_prometheus",
     "simple_history",
+    "axes",
     "exchange.apps.ExchangeConfig",
     "accounts",
     "ledger",
@@ -145,6 +167,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Admin login lockout (django-axes): last, as its documentation asks, so it sees every login attempt.
+    "axes.middleware.AxesMiddleware",
+    # Innermost, so it sees a view's database outage first and answers 503 (exchange/middleware.py).
+    "exchange.middleware.DatabaseOutageMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -178,6 +204,8 @@ else:
 DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=15000)
 DB_CONNECT_TIMEOUT = env.int("DB_CONNECT_TIMEOUT", default=3)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with a health check that costs no round trip (exchange/db/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "exchange.db.postgresql"
     DATABASES["default"].setdefault("OPTIONS", {})
     # A short connect timeout lets readiness notice a dead database in seconds, not minutes; the statement
     # timeout stops a stuck query from holding row locks (and a worker) forever.
@@ -188,7 +216,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         }
     )
     # Persistent connections: a new connection per request costs ~8x throughput on this hardware
-    # (docs/benchmarks.md). Health checks drop a connection that died while idle.
+    # (docs/benchmarks.md). Health checks (once per request, a local poll of the socket) replace a connection that
+    # died while idle before the request's first query.
     # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=300)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -202,6 +231,24 @@ else:
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Admin login lockout (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username from one address,
+# that pair is locked out (429) for AXES_COOLOFF_TIME; a success resets the count. Locking the pair, not the
+# username alone, keeps an attacker from locking the operators out from everywhere; failures are stored in the
+# database (axes' own tables), so every worker and instance sees them. ``python manage.py axes_reset`` unlocks.
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=_duration_seconds("AXES_COOLOFF_TIME", "15m"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# No start-up banner: every process start would log one.
+AXES_VERBOSE = False
+# The client address axes uses: REMOTE_ADDR, as for API keys (django-ipware is not installed).
+AXES_HTTP_RESPONSE_CODE = 429
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -243,17 +290,23 @@ SPECTACULAR_SETTINGS = {
 # service identity and the request id of the request being handled; secrets are scrubbed before rendering.
 from exchange.logging import build_logging_config, configure_structlog  # noqa: E402
 
-LOGGING = build_logging_config(
-    level=LOG_LEVEL,
-    fmt=LOG_FORMAT,
-    service=SERVICE_NAME,
-    instance=SERVICE_INSTANCE_NAME,
-    environment=ENVIRONMENT,
-)
+
+def logging_for(environment: str) -> dict:
+    """The logging configuration naming ``environment``; a settings module that changes ENVIRONMENT rebuilds it."""
+    return build_logging_config(
+        level=LOG_LEVEL, fmt=LOG_FORMAT, service=SERVICE_NAME, instance=SERVICE_INSTANCE_NAME, environment=environment
+    )
+
+
+LOGGING = logging_for(ENVIRONMENT)
 configure_structlog()
 
 # Errors raised outside DRF views answer with the same JSON envelope (exchange.exception_handler).
 CSRF_FAILURE_VIEW = "exchange.exception_handler.csrf_failure"
+
+# exchange.locking checks, per transaction, that row locks follow the global order and raises on a violation.
+# Off in production (it costs a little bookkeeping per lock); on with DEBUG and in the test settings.
+LOCK_ORDER_CHECKS = DEBUG
 
 # History is an audit trail: it is never reverted from the admin (money changes only through services).
 SIMPLE_HISTORY_REVERT_DISABLED = True

@@ -5,7 +5,10 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, logging_for
+
+ENVIRONMENT = env.str("ENVIRONMENT", default="production")
+LOGGING = logging_for(ENVIRONMENT)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if len(SECRET_KEY) < 50 or SECRET_KEY.startswith(("local-", "test-", "django-insecure")):
@@ -13,7 +16,18 @@ if len(SECRET_KEY) < 50 or SECRET_KEY.startswith(("local-", "test-", "django-ins
 DEBUG = env.bool("DEBUG", default=False)
 if DEBUG:
     raise ImproperlyConfigured("DEBUG must be off in production")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
+# Host names this service answers to. Explicit, never "*": Django builds absolute URLs (pagination links, admin
+# redirects) from the Host header, so a forged Host must be refused (400), not echoed back to clients.
+# https://docs.djangoproject.com/en/5.2/ref/settings/#allowed-hosts
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+if not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS must list the host names this service answers to in production (comma-separated, not '*'); "
+        "include the ones health checks and siblings use, e.g. ALLOWED_HOSTS=exchange.example.com,exchange,127.0.0.1"
+    )
+
+# /metrics carries operator figures: never anonymous here. Without METRICS_TOKEN every scrape gets 401.
+METRICS_ALLOW_ANONYMOUS = False
 
 # TLS is terminated by the load balancer in front of us; it sets X-Forwarded-Proto.
 # https://docs.djangoproject.com/en/5.2/ref/settings/#secure-proxy-ssl-header

@@ -213,6 +213,44 @@ def test_api_key_changes_are_in_history_without_the_hashed_key(alice, operator_u
 def test_deposits_made_by_a_service_without_an_actor_show_no_actor(alice):
     account = make_account(owner=alice, funds={"USD": "5"})
 
-    events = account_audit(account=account)
+    events = account_audit(account=account).events
 
     assert [(e["type"], e["actor"]) for e in events] == [("account_change", "alice"), ("journal_entry", None)]
+
+
+# --- Paging: bounded responses however long the history ------------------------------------------------------
+def test_audit_is_read_a_page_at_a_time_in_time_order(alice_client, operator_user, alice):
+    account = make_account(owner=alice)
+    for i in range(7):
+        services.deposit_create(account=account, asset="USD", amount=f"{i + 1}.00", actor=operator_user)
+        if i == 3:
+            services.account_suspend(account=account, actor=operator_user, reason="review")
+            services.account_reactivate(account=account, actor=operator_user, reason="cleared")
+    url = f"/api/v1/accounts/{account.account_id}/audit?limit=3"
+
+    pages, next_url = [], url
+    while next_url:
+        body = alice_client.get(next_url).json()
+        assert len(body["events"]) <= 3
+        pages.append(body)
+        next_url = body["next"]
+
+    events = [e for page in pages for e in page["events"]]
+    assert [e.get("amount") or e["change"] for e in events] == [
+        "created", "1.00", "2.00", "3.00", "4.00", "changed", "changed", "5.00", "6.00", "7.00",
+    ]  # fmt: skip
+    assert len(pages) == 4 and pages[0]["previous"] is None
+    # Walking back from the last page gives the same pages.
+    back = alice_client.get(pages[-1]["previous"]).json()
+    assert back["events"] == pages[-2]["events"]
+    assert alice_client.get(back["previous"]).json()["events"] == pages[-3]["events"]
+
+
+def test_audit_pages_are_bounded_and_a_forged_cursor_is_refused(alice_client, alice_account):
+    base = f"/api/v1/accounts/{alice_account.account_id}/audit"
+
+    assert alice_client.get(f"{base}?limit=501").json()["error"]["code"] == "validation_error"
+    assert alice_client.get(f"{base}?cursor=not-ours").json()["error"]["code"] == "validation_error"
+    body = alice_client.get(base).json()
+    assert set(body) == {"account_id", "events", "next", "previous"}
+    assert body["next"] is None and body["previous"] is None

@@ -7,7 +7,6 @@ Every process a test starts is stopped by pid in a fixture finalizer, so a faili
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.processes import ROOT, ServiceProcess
+from tests.support.processes import ServiceProcess
 from tests.support.services import require_postgres, scratch_database_url
 
 
@@ -47,18 +46,7 @@ def service(pg_service_database_url: str, tmp_path: Path) -> Iterator[ServicePro
 
 def manage(process: ServiceProcess, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """An operator's ``manage.py`` command with exactly the service's environment (its DATABASE_URL and settings)."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env={**process.env, "LOG_LEVEL": "WARNING"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if check:
-        assert result.returncode == 0, result.stdout + result.stderr
-    return result
+    return process.manage(*args, check=check, timeout=60)
 
 
 def seed_keys(process: ServiceProcess, spec: dict[str, Any], tmp_path: Path) -> dict[str, str]:

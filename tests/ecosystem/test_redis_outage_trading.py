@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ import pytest
 import yaml
 
 from tests.ecosystem.conftest import RedisServer, json_lines, unique_name, wait_until
-from tests.support.processes import ROOT, ServiceProcess
+from tests.support.processes import ServiceProcess
 from tests.support.services import require_postgres, scratch_database_url
 
 HEARTBEAT = 1.0  # HEALTH_CHECK_INTERVAL, seconds
@@ -83,17 +82,7 @@ def trading_service(
 
 def manage(process: ServiceProcess, *args: str) -> subprocess.CompletedProcess[str]:
     """An operator's command with the service's own environment (its database and settings)."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env={**process.env, "LOG_LEVEL": "WARNING"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
+    return process.manage(*args, timeout=60)
 
 
 def seed_trader(process: ServiceProcess, tmp_path: Path) -> str:

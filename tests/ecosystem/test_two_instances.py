@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +17,7 @@ import redis
 from exchange.discovery import discover
 from exchange.grpc_clients import SiblingClients
 from tests.ecosystem.conftest import unique_name, wait_until
-from tests.support.processes import ROOT, ServiceProcess, _children
+from tests.support.processes import ServiceProcess, _children
 
 TTL = 3
 HEARTBEAT = "1s"
@@ -27,16 +25,7 @@ HEARTBEAT = "1s"
 
 def manage(process: ServiceProcess, *args: str) -> str:
     """A management command with exactly the instance's environment, i.e. as that instance sees the world."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env={**process.env, "LOG_LEVEL": "WARNING"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    return process.manage(*args, timeout=60).stdout
 
 
 def rows(output: str) -> dict[str, list[str]]:

@@ -8,7 +8,10 @@ import textwrap
 
 import pytest
 from django.conf import settings
+from django.test import Client
 
+from exchange.logging import scrub_text
+from tests.foundation.test_settings import PRODUCTION_ENV
 from tests.support.commands import run_python
 
 pytestmark = pytest.mark.urls("tests.foundation.urls")
@@ -189,3 +192,58 @@ def test_console_format_gives_readable_lines_and_still_scrubs():
     assert "Traceback (most recent call last)" in output
     for leaked in (API_KEY, PASSWORD, BEARER_TOKEN):
         assert leaked not in output
+
+
+# --- What the scrubber lets through ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "CSRF token missing.",
+        "CSRF token from POST incorrect.",
+        "CSRF token from the 'X-Csrftoken' HTTP header has incorrect length.",
+        "CSRF cookie not set.",
+        "Referer checking failed - no Referer.",
+    ],
+)
+def test_csrf_failure_reasons_are_no_secret(reason):
+    line = f"Forbidden ({reason}): /admin/login/"
+
+    assert scrub_text(line) == line
+
+
+def test_a_csrf_rejection_is_logged_with_its_reason(captured_log):
+    """Django's CSRF rejection says why in plain words; operators need them, and they carry no secret."""
+    client = Client(enforce_csrf_checks=True)
+    client.cookies["csrftoken"] = "a" * 32
+
+    response = client.post("/admin/login/", {"username": "x", "password": PASSWORD})
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "csrf_failed"
+    [line] = [line for line in captured_log.lines if line["logger"] == "django.security.csrf"]
+    assert line["message"] == "Forbidden (CSRF token missing.): /admin/login/"
+    assert PASSWORD not in captured_log.text
+
+
+# --- The environment a line names -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("settings_module", "env", "expected"),
+    [
+        ("exchange.settings.production", PRODUCTION_ENV, "production"),
+        ("exchange.settings.test", {}, "test"),
+        ("exchange.settings.local", {}, "development"),
+        ("exchange.settings.production", {**PRODUCTION_ENV, "ENVIRONMENT": "staging"}, "staging"),
+    ],
+)
+def test_environment_in_logs_follows_the_settings_module_unless_set(settings_module, env, expected):
+    result = run_python(
+        "import django, structlog; django.setup(); structlog.get_logger('t').warning('hello'); "
+        "from django.conf import settings; print(settings.ENVIRONMENT)",
+        env={**env, "LOG_FORMAT": "json"},
+        settings_module=settings_module,
+    )
+
+    assert result.returncode == 0, result.stderr
+    log_line, setting = result.stdout.strip().splitlines()
+    assert json.loads(log_line)["environment"] == expected
+    assert setting == expected

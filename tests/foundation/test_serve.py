@@ -99,7 +99,7 @@ def test_metrics_add_up_across_gunicorn_workers(service):
 
 
 def test_every_log_line_of_the_process_is_json(service):
-    httpx.get(f"{service.base_url}/api/v1/health")
+    httpx.get(f"{service.base_url}/api/v1/health", headers={"X-Request-ID": "serve-log-1"})
 
     lines = [line for line in service.output().splitlines() if line.strip()]
     assert lines
@@ -108,14 +108,18 @@ def test_every_log_line_of_the_process_is_json(service):
         assert record["service"] == "exchange-simulator"
     # gunicorn's own lines come through the same pipeline.
     assert any(json.loads(line)["logger"].startswith("gunicorn") for line in lines)
+    # One access line per request, with its request id, from the thread that ran it.
+    [access] = [r for r in map(json.loads, lines) if r.get("request_id") == "serve-log-1" and r["message"] == "request"]
+    assert (access["route"], access["status"]) == ("/api/v1/health", 200)
 
 
 def test_sigterm_drains_in_flight_request_flips_grpc_and_exits_zero(service_database_url, tmp_path):
     """The order a balancer needs: gRPC health turns NOT_SERVING while the process still answers what it has
     already accepted; then it exits 0 in bounded time.
 
-    The in-flight request is one whose headers are still arriving: gunicorn's worker has accepted the connection
-    and is reading it when SIGTERM lands. Completing it afterwards needs no test-only code in the service.
+    The in-flight request is one whose headers are still arriving (well within HTTP_HEADER_TIMEOUT): gunicorn's
+    worker has accepted the connection and is reading it when SIGTERM lands. Completing it afterwards needs no
+    test-only code in the service.
     """
     service = ServiceProcess(database_url=service_database_url, log_dir=tmp_path).start()
     try:
@@ -123,7 +127,7 @@ def test_sigterm_drains_in_flight_request_flips_grpc_and_exits_zero(service_data
             assert watch.wait_for("SERVING", timeout=5)
             in_flight = socket.create_connection(("127.0.0.1", service.http_port), timeout=10)
             in_flight.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: exchange\r\nX-Request-ID: draining-1\r\n")
-            time.sleep(0.5)  # the sync worker accepts at once and blocks reading the rest of the headers
+            time.sleep(0.5)  # the worker has accepted the connection and is reading the rest of the headers
 
             signalled_at = time.monotonic()
             service.proc.send_signal(signal.SIGTERM)
@@ -135,7 +139,7 @@ def test_sigterm_drains_in_flight_request_flips_grpc_and_exits_zero(service_data
             in_flight.sendall(b"Connection: close\r\n\r\n")
             reply = _read_all(in_flight)
             assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
-            assert b"X-Request-ID: draining-1" in reply
+            assert b"x-request-id: draining-1" in reply.lower()  # header names are case-insensitive
             assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["status"] == "healthy"
 
         exit_code = service.terminate(timeout=30)
@@ -178,3 +182,23 @@ def _wait_for_output(service: ServiceProcess, text: str, timeout: float) -> None
     while text not in service.output():
         assert time.monotonic() < deadline, f"{text} not logged:\n{service.output()[-3000:]}"
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "code"),
+    [
+        (b"NOT AN HTTP REQUEST\r\n\r\n", 400, "bad_request"),
+        (b"GET / HTTP/1.1\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(200)) + b"\r\n", 431, None),
+    ],
+    ids=["malformed-request-line", "too-many-headers"],
+)
+def test_requests_gunicorn_refuses_itself_get_the_envelope(service, raw, status, code):
+    with socket.create_connection(("127.0.0.1", service.http_port), timeout=5) as sock:
+        sock.sendall(raw)
+        reply = _read_all(sock)
+
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), head
+    error = json.loads(body)["error"]
+    assert error["code"] == (code or "request_header_fields_too_large")
+    assert error["request_id"] and f"X-Request-ID: {error['request_id']}".encode() in head

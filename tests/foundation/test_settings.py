@@ -17,6 +17,8 @@ from tests.support.processes import ROOT
 
 PRODUCTION = "exchange.settings.production"
 GOOD_SECRET_KEY = secrets.token_urlsafe(50)
+# What a production deployment sets besides its secret (README, "Docker").
+PRODUCTION_ENV = {"SECRET_KEY": GOOD_SECRET_KEY, "ALLOWED_HOSTS": "exchange.example.com,exchange,127.0.0.1"}
 
 
 def assert_refused_with_one_line(result, starts_with: str) -> None:
@@ -74,7 +76,7 @@ def test_production_refuses_to_start_without_a_real_secret_key(env):
 
 
 def test_production_refuses_to_start_with_debug_on():
-    result = run_manage("check", env={"SECRET_KEY": GOOD_SECRET_KEY, "DEBUG": "true"}, settings_module=PRODUCTION)
+    result = run_manage("check", env={**PRODUCTION_ENV, "DEBUG": "true"}, settings_module=PRODUCTION)
 
     assert_refused_with_one_line(result, "configuration error: DEBUG must be off")
 
@@ -83,7 +85,7 @@ def test_production_passes_the_deployment_checklist():
     """``check --deploy``: no errors and no security warning. The one silenced check, security.W008
     (SECURE_SSL_REDIRECT), is deliberate: TLS ends at the load balancer, and probes and siblings call us over
     plain HTTP (README, "Docker"). Warnings of other kinds (API schema hints) are not this test's business."""
-    result = run_manage("check", "--deploy", env={"SECRET_KEY": GOOD_SECRET_KEY}, settings_module=PRODUCTION)
+    result = run_manage("check", "--deploy", env=PRODUCTION_ENV, settings_module=PRODUCTION)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "(security." not in result.stdout + result.stderr
@@ -93,11 +95,30 @@ def test_production_passes_the_deployment_checklist():
 def test_production_silences_only_the_ssl_redirect_check():
     result = run_python(
         "from django.conf import settings; print(settings.SILENCED_SYSTEM_CHECKS)",
-        env={"SECRET_KEY": GOOD_SECRET_KEY},
+        env=PRODUCTION_ENV,
         settings_module=PRODUCTION,
     )
 
     assert result.stdout.strip() == "['security.W008']"
+
+
+@pytest.mark.parametrize("hosts", [None, "", "*", "exchange,*"], ids=["unset", "empty", "star", "star-in-list"])
+def test_production_refuses_to_start_without_explicit_allowed_hosts(hosts):
+    env = {"SECRET_KEY": GOOD_SECRET_KEY} | ({} if hosts is None else {"ALLOWED_HOSTS": hosts})
+
+    result = run_manage("check", env=env, settings_module=PRODUCTION)
+
+    assert_refused_with_one_line(result, "configuration error: ALLOWED_HOSTS must list")
+
+
+def test_production_answers_only_to_its_allowed_hosts():
+    result = run_python(
+        "from django.conf import settings; print(settings.ALLOWED_HOSTS)",
+        env=PRODUCTION_ENV,
+        settings_module=PRODUCTION,
+    )
+
+    assert result.stdout.strip() == "['exchange.example.com', 'exchange', '127.0.0.1']"
 
 
 # --- Database selection --------------------------------------------------------------------------------------
@@ -116,14 +137,14 @@ def database_settings(**env: str) -> dict[str, str]:
 def test_database_url_selects_postgresql():
     db = database_settings(DATABASE_URL="postgres://trader@db.internal:6543/exchange_a")
 
-    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert db["ENGINE"] == "exchange.db.postgresql"  # Django's backend with a local health check
     assert (db["HOST"], db["PORT"], db["USER"], db["NAME"]) == ("db.internal", "6543", "trader", "exchange_a")
 
 
 def test_postgres_url_is_accepted_as_an_alias():
     db = database_settings(POSTGRES_URL="postgres://trader@db.internal:5432/exchange_b")
 
-    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert db["ENGINE"] == "exchange.db.postgresql"  # Django's backend with a local health check
     assert db["NAME"] == "exchange_b"
 
 

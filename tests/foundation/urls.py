@@ -65,6 +65,46 @@ def plain_django_crash(request: HttpRequest) -> HttpResponse:
     raise RuntimeError(CRASH_MESSAGE)
 
 
+# What psycopg raises when the server went away mid-request, as Django re-raises it.
+def _lost_connection() -> Exception:
+    import psycopg
+    from django.db import OperationalError
+
+    try:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+    except psycopg.OperationalError as cause:
+        error = OperationalError(str(cause))
+        error.__cause__ = cause
+        return error
+
+
+class DatabaseGoneApi(APIView):
+    """A DRF view whose query meets a dead database connection."""
+
+    authentication_classes: list[type] = []
+    permission_classes: list[type] = []
+
+    def get(self, request: Request) -> Response:
+        raise _lost_connection()
+
+
+def plain_database_gone(request: HttpRequest) -> HttpResponse:
+    """The same outside DRF (the admin's views are such views)."""
+    raise _lost_connection()
+
+
+class DatabaseGoneInMiddleware:
+    """A middleware whose own query meets the dead connection, before any view runs."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path == "/test/database-gone-in-middleware":
+            raise _lost_connection()
+        return self.get_response(request)
+
+
 class ChattyApi(APIView):
     """Logs through structlog and through the standard library while handling the request, carelessly:
     credentials in event fields and in free text, the way real code sometimes does."""
@@ -90,5 +130,7 @@ urlpatterns = [
     path("test/write-then-fail", WriteThenFailApi.as_view()),
     path("test/plain-django-crash", plain_django_crash),
     path("test/chatty", ChattyApi.as_view()),
+    path("test/database-gone", DatabaseGoneApi.as_view()),
+    path("test/plain-database-gone", plain_database_gone),
     *project_urlpatterns,
 ]

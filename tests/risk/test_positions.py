@@ -216,3 +216,17 @@ def test_positions_of_many_accounts_take_a_fixed_number_of_queries(
     with django_assert_max_num_queries(len(one.captured_queries)):
         result = positions_for(accounts=accounts)
     assert len(result) == 12  # BTC and ETH for each account
+
+
+def test_every_accounts_positions_are_paged_by_account(operator_client, alice, bob):
+    for owner in (alice, bob):
+        for label in ("a", "b"):
+            make_account(owner=owner, label=label, funds={"BTC": "0.1"})
+
+    first = operator_client.get("/api/v1/positions", {"limit": 3}).json()
+    second = operator_client.get(first["next"]).json()
+
+    assert len(first["positions"]) == 3 and first["previous"] is None
+    assert len(second["positions"]) == 1 and second["next"] is None
+    ids = [p["position_id"] for p in first["positions"] + second["positions"]]
+    assert len(set(ids)) == 4

@@ -78,6 +78,21 @@ class ServiceProcess:
         self.stop()
         raise RuntimeError(f"service did not answer within {timeout}s:\n{self.output()[-4000:]}")
 
+    def manage(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """An operator's ``manage.py`` command with exactly the service's environment (its database, settings)."""
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env={**self.env, "LOG_LEVEL": "WARNING"},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check:
+            assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -77,7 +77,7 @@ class Command(BaseCommand):
                 f"{options['host']}:{options['http_port']}",
                 "--workers",
                 str(options["workers"]),
-                "exchange.wsgi:application",
+                "exchange.asgi:application",
             ],
             env=os.environ
             | {
@@ -90,6 +90,7 @@ class Command(BaseCommand):
             http_port=options["http_port"],
             grpc_port=grpc_server.port,
             workers=options["workers"],
+            threads=settings.WEB_THREADS,
             gunicorn_pid=gunicorn.pid,
         )
         # Advertise in discovery once gRPC health answers (siblings check it first); withdraw first on the way out.

@@ -1,0 +1,119 @@
+"""gunicorn's native ASGI worker, with read timeouts and gunicorn's own error answers in the error envelope.
+
+Why a subclass: gunicorn 27's ASGI worker reads connections on an event loop (uvloop), so slow clients hold no
+thread, but it never closes a connection whose request headers do not finish (it only bounds the idle time
+between keep-alive requests) and waits for a stalled body for the whole worker ``timeout``. A slowloris client
+would keep its sockets forever. So each connection here gets two timers:
+
+* ``HTTP_HEADER_TIMEOUT``: from the moment the connection opens until the request headers are complete. After a
+  response, gunicorn's keep-alive timer (``keepalive``, 5 s) already bounds the wait for the next request's
+  headers, so this timer covers the first request of a connection.
+* ``HTTP_BODY_TIMEOUT``: from the end of the headers until the whole request body has arrived (a body trickled a
+  byte at a time is as slow as a stalled one). Not while gunicorn has paused reading because the application has
+  not consumed what it already has: that wait is ours, not the client's.
+
+When a timer fires the connection is closed (the application, if it was waiting for the body, sees a disconnect).
+And gunicorn answers malformed requests itself (400 for a bad request line, 414, 431 for too many or too large
+headers, 501) in plain text: here they carry the project's JSON envelope and a request id.
+
+The worker swaps in this protocol by replacing the name its server factory uses (``gasgi.ASGIProtocol``), in the
+worker process only; everything else is gunicorn's own code.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from http import HTTPStatus
+from typing import Any
+
+from gunicorn.asgi.protocol import ASGIProtocol
+from gunicorn.workers import gasgi
+from gunicorn.workers.gasgi import ASGIWorker
+
+_ERROR_CODES = {400: "bad_request", 414: "uri_too_long", 431: "request_header_fields_too_large", 501: "not_implemented"}
+
+
+def _timeouts() -> tuple[float, float]:
+    from django.conf import settings
+
+    return settings.HTTP_HEADER_TIMEOUT, settings.HTTP_BODY_TIMEOUT
+
+
+class ExchangeASGIProtocol(ASGIProtocol):
+    header_timeout, body_timeout = 10.0, 10.0  # set from the settings when the worker starts
+
+    def __init__(self, worker: Any) -> None:
+        super().__init__(worker)
+        self._read_timer: Any = None
+
+    # --- read timeouts -------------------------------------------------------------------------------------------
+    def _arm_read_timer(self, seconds: float, what: str) -> None:
+        self._cancel_read_timer()
+        self._read_timer = self.worker.loop.call_later(seconds, self._read_timed_out, what)
+
+    def _cancel_read_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _read_timed_out(self, what: str) -> None:
+        self._read_timer = None
+        if self._closed:
+            return
+        if what == "body" and self._reading_paused:
+            # Not the client's stall: the application has not read what it already has.
+            self._arm_read_timer(self.body_timeout, "body")
+            return
+        self.log.info("Closing connection: request %s not received within the read timeout", what)
+        self._close_transport()
+        if self._request_ready is not None:
+            self._request_ready.set()  # let the connection loop see the close
+        if self._body_receiver is not None:
+            self._body_receiver.signal_disconnect()
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        if self._callback_parser is not None:  # HTTP/1 (the only protocol this service is served over)
+            self._arm_read_timer(self.header_timeout, "headers")
+
+    def _on_headers_complete(self) -> Any:
+        self._cancel_read_timer()
+        result = super()._on_headers_complete()
+        request = self._current_request
+        if request is not None and (request.chunked or (request.content_length or 0) > 0):
+            self._arm_read_timer(self.body_timeout, "body")
+        return result
+
+    def _on_message_complete(self) -> Any:
+        self._cancel_read_timer()
+        return super()._on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_read_timer()
+        super().connection_lost(exc)
+
+    # --- gunicorn's own error answers ----------------------------------------------------------------------------
+    def _send_error_response(self, status: int, message: str, extra_headers: Any = ()) -> None:
+        """The envelope instead of gunicorn's text; ``message`` (which may quote the request) is not echoed."""
+        request_id = uuid.uuid4().hex
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        code = _ERROR_CODES.get(status, "bad_request")
+        body = json.dumps(
+            {"error": {"code": code, "message": f"{phrase}.", "details": {}, "request_id": request_id}},
+            separators=(",", ":"),
+        ).encode()
+        extra = "".join(f"{name}: {value}\r\n" for name, value in extra_headers)
+        head = (
+            f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"X-Request-ID: {request_id}\r\n{extra}Connection: close\r\n\r\n"
+        )
+        self.log.info("Refused a malformed request: %s %s (request_id %s)", status, phrase, request_id)
+        self._safe_write(head.encode("latin-1") + body)
+
+
+class ExchangeASGIWorker(ASGIWorker):
+    def init_process(self) -> None:
+        ExchangeASGIProtocol.header_timeout, ExchangeASGIProtocol.body_timeout = _timeouts()
+        gasgi.ASGIProtocol = ExchangeASGIProtocol  # type: ignore[misc]
+        super().init_process()
