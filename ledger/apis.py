@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import OperatorScope
+from accounts.permissions import MonitorScope
 from ledger.reconciliation import reconcile
 
 
@@ -31,7 +31,7 @@ class ReconciliationApi(APIView):
     reconciliation is a finding about the books, not a failed request, so monitors branch on ``ok`` (an HTTP error
     would be retried by clients and alerted on as an outage of this service)."""
 
-    permission_classes = [OperatorScope]
+    permission_classes = [MonitorScope]
 
     @extend_schema(
         responses={

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import OperatorScope, ReadScope
+from accounts.permissions import MonitorScope, ReadScope
 from accounts.selectors import account_get
 from risk.monitoring import account_risk, risk_summary
 
@@ -116,7 +116,7 @@ class AccountRiskOut(serializers.Serializer):
 
 
 class RiskSummaryApi(APIView):
-    permission_classes = [OperatorScope]
+    permission_classes = [MonitorScope]
 
     @extend_schema(
         responses={200: RiskSummaryOut, **ERRORS},
