@@ -114,6 +114,8 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "django_filters",
     "drf_spectacular",
+    # Swagger UI and ReDoc served from our own static files, so the docs work without internet access.
+    "drf_spectacular_sidecar",
     "django_prometheus",
     "simple_history",
     "exchange.apps.ExchangeConfig",
@@ -129,6 +131,10 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "exchange.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS and JS, Swagger UI, ReDoc) from the service itself, under every server that
+    # runs the WSGI app (gunicorn, or an ASGI server wrapping it): no reverse proxy or DEBUG needed.
+    # https://whitenoise.readthedocs.io/en/stable/django.html
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -207,7 +213,11 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves the apps' static files straight from where they are installed (indexed once at start-up), so
+# `make run` needs no collectstatic. The Docker image also collects them into STATIC_ROOT (set there), which
+# WhiteNoise serves as well; unset, nothing is collected and nothing is missing.
+STATIC_ROOT = env.str("STATIC_ROOT", default="") or None
+WHITENOISE_USE_FINDERS = True
 
 # --- REST framework ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -227,6 +237,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Back office of a simulated crypto exchange: accounts, balances, ledger, markets and orders.",
     "VERSION": SERVICE_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No badge from the public validator service: nothing on the docs pages leaves this service.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None, "persistAuthorization": True},
 }
 
 # --- Logging ----------------------------------------------------------------------------------------
