@@ -60,6 +60,9 @@ CACHE_TTL = _duration_seconds("CACHE_TTL", "5m")
 HEALTH_CHECK_INTERVAL = _duration_seconds("HEALTH_CHECK_INTERVAL", "30s")
 # How often the serve process re-runs the readiness checks that drive gRPC health.
 READINESS_POLL_INTERVAL = _duration_seconds("READINESS_POLL_INTERVAL", "2s")
+# How often the risk monitor (`manage.py risk_monitor`, run by `serve`) recomputes the risk gauges and alerts;
+# 0 keeps `serve` from starting it.
+RISK_MONITOR_INTERVAL = _duration_seconds("RISK_MONITOR_INTERVAL", "15s")
 # Where `serve` writes the demo data's API keys (mode 0600) when it seeds an empty database.
 DEMO_API_KEYS_FILE = env.str("DEMO_API_KEYS_FILE", default=str(BASE_DIR / "api-keys.txt"))
 # Gunicorn workers: 2 cores here; (2 x cores) + 1 is gunicorn's own rule of thumb.
