@@ -1,30 +1,28 @@
-"""Shared REST plumbing: the JSON parser (numbers as Decimal), the wrapped cursor pagination, money formatting."""
+"""Shared REST plumbing: the JSON parser (numbers as Decimal), the wrapped cursor pagination, money formatting, and
+the strict input fields whose OpenAPI description is exactly what they accept (exchange/schema.py renders them).
+
+The rule for every input field here: what the published schema refuses, the field refuses, and the other way
+round. So each one is a JSON type check plus one regular expression (or a bound) that the schema carries verbatim.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from exchange import errors
-
-# Error responses most operations can give (the envelope's code in each description).
-COMMON_ERRORS = {
-    400: OpenApiResponse(
-        description="validation_error, malformed_json, invalid_amount, unknown_symbol, unsupported_order_type"
-    ),
-    401: OpenApiResponse(description="not_authenticated"),
-    403: OpenApiResponse(description="permission_denied"),
-    404: OpenApiResponse(description="not_found"),
-}
 
 
 class DecimalJSONParser(JSONParser):
@@ -53,6 +51,14 @@ class WrappedCursorPagination(CursorPagination):
     ordering = "-id"
     results_key = "results"
 
+    def decode_cursor(self, request: Request) -> Any:
+        # A cursor is opaque: one this service did not hand out names no page, 404 as DRF answers it. Its position
+        # is compared with the ordering field (ids), so anything but digits is such a cursor too (not a 500).
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None and not re.fullmatch(r"[0-9]{1,19}", cursor.position):
+            raise errors.NotFound("Invalid cursor.", details={"cursor": "not one this service handed out"})
+        return cursor
+
     def get_paginated_response(self, data: Any) -> Response:
         return Response({self.results_key: data, "next": self.get_next_link(), "previous": self.get_previous_link()})
 
@@ -67,6 +73,21 @@ class WrappedCursorPagination(CursorPagination):
         }
 
 
+def page_of(serializer_class: type[serializers.BaseSerializer], key: str) -> type[serializers.Serializer]:
+    """The response shape of ``paginate``: ``{key: [...], "next": url|null, "previous": url|null}``, named after the
+    item serializer (``AccountOut`` -> ``AccountOutPage``) for the schema."""
+    return type(
+        f"{serializer_class.__name__}Page",
+        (serializers.Serializer,),
+        {
+            key: serializer_class(many=True),
+            "next": serializers.URLField(allow_null=True, help_text="The next page (older items), or null."),
+            "previous": serializers.URLField(allow_null=True, help_text="The previous page (newer items), or null."),
+            "__module__": serializer_class.__module__,
+        },
+    )
+
+
 def paginate(
     view: Any, queryset: Any, serializer_class: type[serializers.BaseSerializer], key: str, **context: Any
 ) -> Response:
@@ -77,25 +98,192 @@ def paginate(
     return paginator.get_paginated_response(data)
 
 
-class AmountField(serializers.Field):
-    """A money amount in: a JSON string ("0.1") or number (parsed as Decimal), never a float or bool. Precision
-    and sign are checked against the asset by the service."""
+def _max_asset_decimals() -> int:
+    from ledger.reference_data import ASSETS
 
-    default_error_messages = {"invalid": "A number or a numeric string is required."}
+    return max(int(asset["decimals"]) for asset in ASSETS)
+
+
+def amount_pattern(*, integer_digits: int = 15, signed: bool = False) -> str:
+    """A non-zero decimal string without exponent or leading zeros, at most ``integer_digits`` before the point and
+    the finest asset precision after it (each asset's own precision is checked by the service: 400
+    invalid_amount with ``details.decimals``)."""
+    decimals = _max_asset_decimals()
+    whole = rf"[1-9][0-9]{{0,{integer_digits - 1}}}(?:\.[0-9]{{1,{decimals}}})?"
+    fraction = rf"0\.[0-9]{{0,{decimals - 1}}}[1-9][0-9]{{0,{decimals - 1}}}"
+    return rf"^{'-?' if signed else ''}(?:{whole}|{fraction})$"
+
+
+class AmountField(serializers.Field):
+    """A money amount in: a JSON string matching ``amount_pattern`` or a JSON number (read exactly, as Decimal),
+    non-zero, positive unless ``signed``, below 10^integer_digits. Never a float, a bool or an exponent string.
+    The asset's precision is checked by the service."""
+
+    default_error_messages = {
+        "invalid": 'A decimal string such as "0.1" (or a JSON number) is required.',
+        errors.InvalidAmount.code: "The amount must be {sign}and less than 10^{digits}, without exponent.",
+    }
+
+    def __init__(self, *, signed: bool = False, integer_digits: int = 15, **kwargs: Any) -> None:
+        self.signed, self.integer_digits = signed, integer_digits
+        self.pattern = amount_pattern(integer_digits=integer_digits, signed=signed)
+        self.bound = Decimal(10) ** integer_digits
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> Decimal:
         if isinstance(data, bool) or not isinstance(data, (str, int, Decimal)):
             self.fail("invalid")
+        if isinstance(data, str) and re.fullmatch(self.pattern, data):
+            return Decimal(data)
         try:
-            value = Decimal(str(data).strip())
-        except Exception:
+            value = Decimal(data)
+        except ArithmeticError:
             self.fail("invalid")
         if not value.is_finite():
             self.fail("invalid")
+        # A number, but not one this field takes (zero, sign, size, leading zeros or exponent in a string).
+        if isinstance(data, str) or value == 0 or (value < 0 and not self.signed) or abs(value) >= self.bound:
+            self.fail(
+                errors.InvalidAmount.code, sign="non-zero " if self.signed else "positive ", digits=self.integer_digits
+            )
         return value
 
     def to_representation(self, value: Any) -> str | None:
         return format_amount(value)
+
+
+# A string with at least one character that is not whitespace, and no NUL (PostgreSQL text cannot hold one).
+# Spelled out instead of \s so that Python, the schema's JSON Schema validators and clients agree on it.
+NON_BLANK_PATTERN = r"^[^\x00]*[^\x00\t\n\v\f\r ][^\x00]*$"
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+
+class TextField(serializers.CharField):
+    """A JSON string, as sent (never a number turned into one, never trimmed before its length is checked):
+    non-blank unless ``allow_blank``, without NUL, at most ``max_length`` characters."""
+
+    default_error_messages = {"invalid": "A string is required."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["trim_whitespace"] = False
+        super().__init__(**kwargs)
+        self.pattern = NO_NUL_PATTERN if self.allow_blank else NON_BLANK_PATTERN
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if not self.allow_blank and not re.fullmatch(NON_BLANK_PATTERN, data):
+            self.fail("blank")
+        return data
+
+
+class PatternField(TextField):
+    """A JSON string matching ``pattern`` (full match)."""
+
+    default_error_messages = {"invalid": "A string is required.", "pattern": "Must match {pattern}."}
+
+    def __init__(self, pattern: str, *, code: str = "pattern", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pattern, self.code = pattern, code
+        self.error_messages.setdefault(code, "Must match {pattern}.")
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str) or not re.fullmatch(self.pattern, data):
+            self.fail(self.code, pattern=self.pattern)
+        return data
+
+
+def any_case(text: str) -> str:
+    """A regular expression matching ``text`` in any letter case, without flags (JSON Schema has none)."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in text)
+
+
+class AssetField(PatternField):
+    """A listed asset code in any letter case (``BTC`` or ``btc``), read as the code; anything else is 400
+    unknown_asset."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from ledger.reference_data import ASSETS
+
+        codes = sorted(asset["code"] for asset in ASSETS)
+        kwargs.setdefault("help_text", f"An asset: {', '.join(codes)} (any letter case).")
+        pattern = rf"^(?:{'|'.join(any_case(code) for code in codes)})$"
+        super().__init__(pattern, code=errors.UnknownAsset.code, max_length=10, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        return super().to_internal_value(data).upper()
+
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID in its usual hyphenated spelling, as a string (not an integer, not 32 bare hex digits)."""
+
+    def to_internal_value(self, data: Any) -> uuid.UUID:
+        if not isinstance(data, str) or not re.fullmatch(UUID_PATTERN, data):
+            self.fail("invalid", value=data)
+        return uuid.UUID(data)
+
+
+# RFC 3339 with a time zone, as the schema's "date-time" format means it (Django alone also reads dates, spaces
+# and naive times).
+DATETIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+class StrictDateTimeField(serializers.DateTimeField):
+    default_error_messages = {
+        "invalid": "An RFC 3339 date-time with a time zone is required, e.g. 2026-01-31T12:00:00Z."
+    }
+
+    def to_internal_value(self, value: Any) -> datetime:
+        if not isinstance(value, str) or not re.fullmatch(DATETIME_PATTERN, value):
+            self.fail("invalid")
+        try:
+            parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        except ValueError:
+            self.fail("invalid")
+        return parsed
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer: a JSON integer, or in a query string its plain decimal spelling ("10", not "10.0" or "1e1")."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, (int, str)):
+            self.fail("invalid")
+        if isinstance(data, str) and not re.fullmatch(r"-?(?:0|[1-9][0-9]*)", data):
+            self.fail("invalid")
+        return int(data)
+
+
+class SchemaRules:
+    """Mixin for an input serializer with rules between its fields: ``openapi_rules`` (JSON Schema keywords such as
+    ``oneOf``) is added to its schema component, so the schema refuses what ``validate`` or the service refuses."""
+
+    openapi_rules: dict[str, Any] = {}
+
+
+class PageIn(serializers.Serializer):
+    """The cursor pagination parameters every list takes."""
+
+    cursor = TextField(required=False, help_text="The cursor from a previous page's next or previous link.")
+    limit = StrictIntegerField(required=False, min_value=1, max_value=500, help_text="Page size (default 50).")
+
+
+def query_params(request: Request, serializer_class: type[serializers.Serializer]) -> dict[str, Any]:
+    """Validate the query string with a serializer, strictly: a parameter given empty is a value to validate (an
+    empty ``?account_id=`` is a 400, never "no filter"), and a parameter given twice is refused."""
+    params = request.query_params
+    repeated = sorted(key for key in params if len(params.getlist(key)) > 1)
+    if repeated:
+        raise errors.ValidationFailed(details={"fields": {key: ["Give this parameter once."] for key in repeated}})
+    data = raise_validation(serializer_class(data=params.dict()))
+    for name in PageIn._declared_fields:
+        data.pop(name, None)
+    return data
 
 
 def format_amount(value: Decimal | None, decimals: int | None = None) -> str | None:
@@ -110,10 +298,23 @@ def format_amount(value: Decimal | None, decimals: int | None = None) -> str | N
     return text
 
 
+# A field refused with one of these codes makes the whole answer carry it (with every field's errors in details),
+# instead of the generic validation_error: clients branch on them.
+FIELD_ERROR_CODES: dict[str, type[errors.ExchangeError]] = {
+    cls.code: cls for cls in (errors.InvalidAmount, errors.UnknownAsset, errors.UnknownSymbol)
+}
+
+
 def raise_validation(serializer: serializers.Serializer) -> dict[str, Any]:
-    """Validate an input serializer, raising our ValidationFailed with the field errors."""
+    """Validate an input serializer, raising our ValidationFailed (or a more precise code, FIELD_ERROR_CODES) with
+    the field errors."""
     if not serializer.is_valid():
-        raise errors.ValidationFailed(details={"fields": serializer.errors})
+        found = serializer.errors if isinstance(serializer.errors, dict) else {}
+        codes = [
+            getattr(d, "code", None) for messages in found.values() if isinstance(messages, list) for d in messages
+        ]
+        error = next((FIELD_ERROR_CODES[c] for c in codes if c in FIELD_ERROR_CODES), errors.ValidationFailed)
+        raise error(details={"fields": serializer.errors})
     return dict(serializer.validated_data)
 
 

@@ -23,7 +23,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     # drf-spectacular's ReDoc page links Google Fonts; ours is the same page without them.
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="exchange/redoc.html"), name="redoc"),
+    path(
+        "api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="exchange/redoc.html"), name="redoc"
+    ),
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,7 +22,7 @@ class HealthApi(APIView):
         responses=inline_serializer(
             "Health",
             {
-                "status": serializers.CharField(),
+                "status": serializers.ChoiceField(choices=["healthy"]),
                 "timestamp": serializers.DateTimeField(),
                 "service": serializers.CharField(),
                 "instance": serializers.CharField(),
@@ -45,13 +45,46 @@ class HealthApi(APIView):
         )
 
 
+READINESS = inline_serializer(
+    "Readiness",
+    {
+        "status": serializers.ChoiceField(choices=["ready", "degraded", "not_ready"]),
+        "timestamp": serializers.DateTimeField(),
+        "service": serializers.CharField(),
+        "instance": serializers.CharField(),
+        "checks": serializers.DictField(
+            child=serializers.ChoiceField(choices=["ok", "fail", "disabled"]),
+            help_text="One entry per dependency: database, redis.",
+        ),
+        "details": serializers.DictField(
+            child=inline_serializer(
+                "ReadinessDetail",
+                {
+                    "required": serializers.BooleanField(),
+                    "latency_ms": serializers.FloatField(),
+                    "error": serializers.CharField(required=False),
+                },
+            )
+        ),
+    },
+)
+
+
 class ReadyApi(APIView):
     """Readiness: 200 when every required dependency answers (Redis may be down: "degraded"), else 503."""
 
     authentication_classes: list[type] = []
     permission_classes: list[type] = []
 
-    @extend_schema(responses={200: dict, 503: dict}, tags=["health"])
+    @extend_schema(
+        responses={
+            200: READINESS,
+            503: OpenApiResponse(
+                READINESS, description="A required dependency (the database) is down: status not_ready."
+            ),
+        },
+        tags=["health"],
+    )
     def get(self, request: Request) -> Response:
         result = readiness()
         return Response(result.as_dict(), status=200 if result.ready else 503)

@@ -36,8 +36,6 @@ class ReconciliationApi(APIView):
     @extend_schema(
         responses={
             200: OpenApiResponse(ReconciliationOut, description="The report; ok=false lists the discrepancies."),
-            401: OpenApiResponse(description="not_authenticated"),
-            403: OpenApiResponse(description="permission_denied (operator scope required)"),
         },
         examples=[
             OpenApiExample(
@@ -61,7 +59,7 @@ class ReconciliationApi(APIView):
                 response_only=True,
             )
         ],
-        tags=["operator"],
+        tags=["risk"],
         summary="Prove the books: caches equal the ledger, entries balance, every fill settled as priced",
     )
     def get(self, request: Request) -> Response:

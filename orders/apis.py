@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,7 +13,8 @@ from rest_framework.views import APIView
 from accounts import selectors as account_selectors
 from accounts.permissions import ReadScope, TradeScope
 from exchange import errors
-from exchange.api import COMMON_ERRORS, paginate, raise_validation
+from exchange.api import page_of, paginate, query_params, raise_validation
+from exchange.schema import error_codes
 from markets import selectors as market_selectors
 from orders import selectors, services
 from orders.models import OrderStatus
@@ -24,10 +26,19 @@ from orders.serializers import (
     TradeOut,
 )
 
-REJECTION_CODES = (
-    "insufficient_balance, insufficient_liquidity, account_suspended, account_closed, market_halted, "
-    "below_min_quantity, below_min_notional, above_max_notional, invalid_quantity_step"
-)
+# The reasons a placed order is rejected (stored, and answered 422 with the reason as the error code).
+REJECTION_CODES = [
+    "insufficient_balance",
+    "insufficient_liquidity",
+    "account_suspended",
+    "account_closed",
+    "market_halted",
+    "below_min_quantity",
+    "below_min_notional",
+    "above_max_notional",
+    "invalid_quantity_step",
+]
+ORDER_ID = OpenApiParameter("order_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The order's id.")
 
 
 class OrderListCreateApi(APIView):
@@ -35,15 +46,15 @@ class OrderListCreateApi(APIView):
         return [TradeScope()] if self.request.method == "POST" else [ReadScope()]
 
     @extend_schema(
+        operation_id="v1_orders_list",
         parameters=[OrderFilterIn],
-        responses={200: OrderOut(many=True), **COMMON_ERRORS},
+        responses={200: page_of(OrderOut, "orders")},
+        extensions=error_codes(errors.UnknownSymbol),
         tags=["orders"],
         summary="Orders, newest first (cursor pagination)",
     )
     def get(self, request: Request) -> Response:
-        filters = raise_validation(OrderFilterIn(data=request.query_params))
-        filters.pop("cursor", None)
-        filters.pop("limit", None)
+        filters = query_params(request, OrderFilterIn)
         qs = selectors.order_list(user=request.user, key=request.auth, **filters).prefetch_related("fills")
         return paginate(self, qs, OrderOut, "orders")
 
@@ -52,13 +63,18 @@ class OrderListCreateApi(APIView):
         responses={
             201: OrderOut,
             200: OpenApiResponse(OrderOut, description="Idempotent replay of the same client_order_id"),
-            **COMMON_ERRORS,
-            409: OpenApiResponse(description="client_order_id_conflict"),
-            422: OpenApiResponse(
-                description=f"Rejected and recorded; code is the reason: {REJECTION_CODES}. "
-                "details.order_id and details.order identify the stored order."
-            ),
         },
+        extensions=error_codes(
+            errors.InvalidAmount,
+            errors.UnknownSymbol,
+            errors.UnsupportedOrderType,
+            errors.NotFound,
+            errors.ClientOrderIdConflict,
+            errors.ServiceUnavailable,
+            [(422, reason) for reason in REJECTION_CODES],
+        ),
+        description="A rejection is recorded and answered 422 with the reason as the error code; details.order_id "
+        "and details.order identify the stored order. 404: the account is not one of this key's.",
         tags=["orders"],
         summary="Place a market order; it fills at once against the house or is rejected",
     )
@@ -93,12 +109,14 @@ class OrderDetailApi(APIView):
     def get_permissions(self) -> list[Any]:
         return [TradeScope()] if self.request.method == "DELETE" else [ReadScope()]
 
-    @extend_schema(responses={200: OrderOut, **COMMON_ERRORS}, tags=["orders"])
+    @extend_schema(parameters=[ORDER_ID], responses={200: OrderOut}, tags=["orders"])
     def get(self, request: Request, order_id: str) -> Response:
         return Response(OrderOut(selectors.order_get(order_id=order_id, user=request.user, key=request.auth)).data)
 
     @extend_schema(
-        responses={200: OrderOut, **COMMON_ERRORS, 409: OpenApiResponse(description="order_not_cancelable")},
+        parameters=[ORDER_ID],
+        responses={200: OrderOut},
+        extensions=error_codes(errors.OrderNotCancelable),
         tags=["orders"],
         summary="Cancel an order (market orders are final: 409)",
     )
@@ -112,14 +130,14 @@ class TradeListApi(APIView):
     permission_classes = [ReadScope]
 
     @extend_schema(
+        operation_id="v1_trades_list",
         parameters=[TradeFilterIn],
-        responses={200: TradeOut(many=True), **COMMON_ERRORS},
+        responses={200: page_of(TradeOut, "trades")},
+        extensions=error_codes(errors.UnknownSymbol),
         tags=["orders"],
         summary="Trades (fills), newest first (cursor pagination)",
     )
     def get(self, request: Request) -> Response:
-        filters = raise_validation(TradeFilterIn(data=request.query_params))
-        filters.pop("cursor", None)
-        filters.pop("limit", None)
+        filters = query_params(request, TradeFilterIn)
         qs = selectors.trade_list(user=request.user, key=request.auth, **filters)
         return paginate(self, qs, TradeOut, "trades")

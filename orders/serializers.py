@@ -5,11 +5,27 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from exchange.api import AmountField, AssetAmountField, format_amount
+from exchange.api import (
+    AmountField,
+    AssetAmountField,
+    PageIn,
+    PatternField,
+    SchemaRules,
+    StrictDateTimeField,
+    StrictUUIDField,
+    TextField,
+    format_amount,
+)
+from ledger.reference_data import ASSET_CHOICES
 from ledger.selectors import asset_map
-from orders.models import Order, OrderStatus, Side
+from markets.fields import SymbolField
+from orders.models import Order, OrderStatus, OrderType, Side
+
+# What POST /orders accepts today; anything else is 400 unsupported_order_type.
+SUPPORTED_ORDER_TYPES = [OrderType.MARKET.value]
 
 
 def _fmt(value: Decimal | None, asset_code: str | None) -> str | None:
@@ -22,13 +38,13 @@ class TradeOut(serializers.Serializer):
     order_id = serializers.UUIDField(source="order.order_id")
     account_id = serializers.UUIDField(source="account.account_id")
     symbol = serializers.CharField(source="market.symbol")
-    side = serializers.CharField()
+    side = serializers.ChoiceField(choices=Side.choices)
     quantity = AssetAmountField(asset="market.base_asset_id")
     price = AssetAmountField(asset="market.quote_asset_id")
     quote_amount = AssetAmountField(asset="market.quote_asset_id")
     fee = AssetAmountField(asset="fee_asset_id")
-    fee_asset = serializers.CharField(source="fee_asset_id")
-    liquidity = serializers.CharField()
+    fee_asset = serializers.ChoiceField(choices=ASSET_CHOICES, source="fee_asset_id")
+    liquidity = serializers.ChoiceField(choices=[("taker", "taker"), ("maker", "maker")])
     reference_price = AssetAmountField(asset="market.quote_asset_id")
     journal_entry_id = serializers.UUIDField(source="journal_entry.entry_id")
     created_at = serializers.DateTimeField()
@@ -47,16 +63,16 @@ class OrderOut(serializers.Serializer):
     account_id = serializers.UUIDField(source="account.account_id")
     client_order_id = serializers.CharField(allow_null=True)
     symbol = serializers.CharField(source="market.symbol")
-    side = serializers.CharField()
-    order_type = serializers.CharField()
-    status = serializers.CharField()
+    side = serializers.ChoiceField(choices=Side.choices)
+    order_type = serializers.ChoiceField(choices=OrderType.choices)
+    status = serializers.ChoiceField(choices=OrderStatus.choices)
     quantity = AssetAmountField(asset="market.base_asset_id")
     quote_quantity = AssetAmountField(asset="market.quote_asset_id")
     price = AssetAmountField(asset="market.quote_asset_id", help_text="Limit price; null for market orders.")
     filled_quantity = AssetAmountField(asset="market.base_asset_id")
     average_price = AssetAmountField(asset="market.quote_asset_id")
     fee = AssetAmountField(asset="market.quote_asset_id")
-    fee_asset = serializers.CharField(source="fee_asset_id", allow_null=True)
+    fee_asset = serializers.ChoiceField(choices=ASSET_CHOICES, source="fee_asset_id", allow_null=True)
     reject_reason = serializers.SerializerMethodField()
     reject_message = serializers.SerializerMethodField()
     fills = serializers.SerializerMethodField()
@@ -70,6 +86,7 @@ class OrderOut(serializers.Serializer):
     def get_reject_message(self, obj: Order) -> str | None:
         return obj.reject_message or None
 
+    @extend_schema_field(OrderFillOut(many=True))
     def get_fills(self, obj: Order) -> list[dict[str, Any]]:
         if not self.context.get("with_fills", True):
             return []
@@ -79,27 +96,39 @@ class OrderOut(serializers.Serializer):
         return OrderFillOut(fills, many=True).data  # type: ignore[return-value]
 
 
-class OrderIn(serializers.Serializer):
-    account_id = serializers.UUIDField()
-    symbol = serializers.CharField(max_length=20)
+@extend_schema_field({"type": "string", "enum": SUPPORTED_ORDER_TYPES})
+class OrderTypeField(TextField):
+    """Any other type is refused by the service as 400 unsupported_order_type (the schema lists the supported)."""
+
+
+def _one_size(name: str, other: str) -> dict[str, Any]:
+    return {"required": [name], "properties": {name: {"not": {"enum": [None]}}, other: {"enum": [None]}}}
+
+
+class OrderIn(SchemaRules, serializers.Serializer):
+    # Exactly one of quantity and quote_quantity (the other absent or null).
+    openapi_rules = {"oneOf": [_one_size("quantity", "quote_quantity"), _one_size("quote_quantity", "quantity")]}
+
+    account_id = StrictUUIDField()
+    symbol = SymbolField()
     side = serializers.ChoiceField(choices=Side.choices)
-    order_type = serializers.CharField(max_length=20)
-    quantity = AmountField(required=False, allow_null=True, default=None)
-    quote_quantity = AmountField(required=False, allow_null=True, default=None)
-    client_order_id = serializers.RegexField(r"^[A-Za-z0-9._:\-]{1,64}$", required=False, allow_null=True, default=None)
+    order_type = OrderTypeField(max_length=20)
+    quantity = AmountField(required=False, allow_null=True, default=None, help_text="Base asset.")
+    quote_quantity = AmountField(required=False, allow_null=True, default=None, help_text="Quote asset.")
+    client_order_id = PatternField(
+        r"^[A-Za-z0-9._:\-]{1,64}$", max_length=64, required=False, allow_null=True, default=None
+    )
 
 
-class OrderFilterIn(serializers.Serializer):
-    account_id = serializers.UUIDField(required=False)
-    symbol = serializers.CharField(required=False, max_length=20)
+class OrderFilterIn(PageIn):
+    account_id = StrictUUIDField(required=False)
+    symbol = SymbolField(required=False)
     side = serializers.ChoiceField(choices=Side.choices, required=False)
     status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
-    cursor = serializers.CharField(required=False)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=500)
+    since = StrictDateTimeField(required=False, help_text="From this time (inclusive).")
+    until = StrictDateTimeField(required=False, help_text="Before this time (exclusive).")
 
 
 class TradeFilterIn(OrderFilterIn):
     status = None  # type: ignore[assignment]
-    order_id = serializers.UUIDField(required=False)
+    order_id = StrictUUIDField(required=False)

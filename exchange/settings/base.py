@@ -245,6 +245,19 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # No badge from the public validator service: nothing on the docs pages leaves this service.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None, "persistAuthorization": True},
+    # The error envelope and each operation's error codes (exchange/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "exchange.schema.postprocess",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "AssetEnum": "ledger.reference_data.ASSET_CHOICES",
+        "SideEnum": "orders.models.Side",
+        "OrderStatusEnum": "orders.models.OrderStatus",
+        "AccountStatusEnum": "accounts.models.AccountStatus",
+        "MarketStatusEnum": "markets.models.MarketStatus",
+        "PositionSideEnum": "risk.position_apis.POSITION_SIDES",
+    },
 }
 
 # --- Logging ----------------------------------------------------------------------------------------

@@ -43,7 +43,10 @@ def test_an_alert_is_logged_once_when_it_starts_and_once_when_it_ends(caplog):
     assert log.update([]) == ([], [])
 
     started = events(caplog, "risk_alert_started")
-    assert [(e["alert"], e["asset"]) for e in started] == [("house_inventory_low", "BTC"), ("rejection_rate_high", None)]
+    assert [(e["alert"], e["asset"]) for e in started] == [
+        ("house_inventory_low", "BTC"),
+        ("rejection_rate_high", None),
+    ]
     assert started[0]["value"] == "5200000.00" and started[0]["threshold"] == "6000000"
     ended = events(caplog, "risk_alert_ended")
     assert [(e["alert"], e["asset"]) for e in ended] == [("house_inventory_low", "BTC"), ("rejection_rate_high", None)]
