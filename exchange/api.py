@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.pagination import CursorPagination
@@ -259,11 +260,35 @@ class StrictIntegerField(serializers.IntegerField):
         return int(data)
 
 
-class SchemaRules:
-    """Mixin for an input serializer with rules between its fields: ``openapi_rules`` (JSON Schema keywords such as
-    ``oneOf``) is added to its schema component, so the schema refuses what ``validate`` or the service refuses."""
+# Rendered by exchange.schema.postprocess as {"enum": [null], "nullable": true}, after drf-spectacular's enum hook
+# (which would make a named enum of it).
+ABSENT_MARKER = "x-exchange-absent"
 
-    openapi_rules: dict[str, Any] = {}
+
+@extend_schema_field({ABSENT_MARKER: True, "description": "Absent or null in this variant."})
+class _AbsentField(serializers.Field):
+    """Schema only: a field a request variant must leave out (or send as null)."""
+
+
+def exactly_one_of(serializer_class: type[serializers.Serializer], *names: str) -> PolymorphicProxySerializer:
+    """The schema of a request that takes exactly one of ``names`` (the others absent or null): one variant of
+    ``serializer_class`` per name, each requiring its own and leaving out the others (``oneOf``), which is how
+    client generators turn it into one model per variant. The view still validates with ``serializer_class``."""
+    variants = []
+    for name in names:
+        base = serializer_class._declared_fields[name]
+        kwargs = {k: v for k, v in base._kwargs.items() if k not in {"required", "allow_null", "default"}}
+        field = type(base)(*base._args, **kwargs)  # required and non-null in this variant
+        attrs: dict[str, Any] = {
+            name: field,
+            **{other: _AbsentField(required=False) for other in names if other != name},
+        }
+        title = "".join(part.title() for part in name.split("_"))
+        attrs["__module__"] = serializer_class.__module__
+        variants.append(type(f"{serializer_class.__name__}By{title}", (serializer_class,), attrs))
+    return PolymorphicProxySerializer(
+        component_name=serializer_class.__name__, serializers=variants, resource_type_field_name=None
+    )
 
 
 class PageIn(serializers.Serializer):

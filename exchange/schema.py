@@ -20,17 +20,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from drf_spectacular.extensions import (
-    OpenApiAuthenticationExtension,
-    OpenApiSerializerExtension,
-    OpenApiSerializerFieldExtension,
-)
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import build_basic_type
 from drf_spectacular.types import OpenApiTypes
 
 from exchange import errors
+from exchange.api import ABSENT_MARKER
 
-RULES_KEY = "x-exchange-rules"
 ERROR_COMPONENT = "Error"
 ERROR_REF = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
 
@@ -46,17 +42,6 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": 'Send "Authorization: Api-Key <prefix>.<secret>" (or "X-Api-Key: <prefix>.<secret>").',
         }
-
-
-class SchemaRulesSchema(OpenApiSerializerExtension):
-    target_class = "exchange.api.SchemaRules"
-    match_subclasses = True
-
-    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
-        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
-        # Put in place by postprocess_errors, after drf-spectacular's enum hook (which would take the rules'
-        # {"enum": [null]} for enums of their own).
-        return {**schema, RULES_KEY: self.target.openapi_rules}
 
 
 class _DefaultPlus(OpenApiSerializerFieldExtension):
@@ -236,7 +221,9 @@ def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bo
     """drf-spectacular post-processing hook: the Error component and every operation's error responses."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     for component in schemas.values():
-        component.update(component.pop(RULES_KEY, {}))
+        for prop in component.get("properties", {}).values():
+            if prop.pop(ABSENT_MARKER, False):
+                prop.update({"enum": [None], "nullable": True})
     schemas[ERROR_COMPONENT] = error_component()
     for path_item in result.get("paths", {}).values():
         for method, operation in path_item.items():

@@ -19,6 +19,7 @@ from markets import selectors as market_selectors
 from orders import selectors, services
 from orders.models import OrderStatus
 from orders.serializers import (
+    ORDER_IN_SCHEMA,
     OrderFilterIn,
     OrderIn,
     OrderOut,
@@ -59,7 +60,7 @@ class OrderListCreateApi(APIView):
         return paginate(self, qs, OrderOut, "orders")
 
     @extend_schema(
-        request=OrderIn,
+        request=ORDER_IN_SCHEMA,
         responses={
             201: OrderOut,
             200: OpenApiResponse(OrderOut, description="Idempotent replay of the same client_order_id"),

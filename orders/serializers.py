@@ -13,10 +13,10 @@ from exchange.api import (
     AssetAmountField,
     PageIn,
     PatternField,
-    SchemaRules,
     StrictDateTimeField,
     StrictUUIDField,
     TextField,
+    exactly_one_of,
     format_amount,
 )
 from ledger.reference_data import ASSET_CHOICES
@@ -101,13 +101,9 @@ class OrderTypeField(TextField):
     """Any other type is refused by the service as 400 unsupported_order_type (the schema lists the supported)."""
 
 
-def _one_size(name: str, other: str) -> dict[str, Any]:
-    return {"required": [name], "properties": {name: {"not": {"enum": [None]}}, other: {"enum": [None]}}}
-
-
-class OrderIn(SchemaRules, serializers.Serializer):
-    # Exactly one of quantity and quote_quantity (the other absent or null).
-    openapi_rules = {"oneOf": [_one_size("quantity", "quote_quantity"), _one_size("quote_quantity", "quantity")]}
+class OrderIn(serializers.Serializer):
+    """Exactly one of quantity and quote_quantity sizes the order (the service refuses both or neither); the
+    schema says so with one variant each (ORDER_IN_SCHEMA)."""
 
     account_id = StrictUUIDField()
     symbol = SymbolField()
@@ -118,6 +114,9 @@ class OrderIn(SchemaRules, serializers.Serializer):
     client_order_id = PatternField(
         r"^[A-Za-z0-9._:\-]{1,64}$", max_length=64, required=False, allow_null=True, default=None
     )
+
+
+ORDER_IN_SCHEMA = exactly_one_of(OrderIn, "quantity", "quote_quantity")
 
 
 class OrderFilterIn(PageIn):

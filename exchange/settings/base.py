@@ -257,6 +257,8 @@ SPECTACULAR_SETTINGS = {
         "AccountStatusEnum": "accounts.models.AccountStatus",
         "MarketStatusEnum": "markets.models.MarketStatus",
         "PositionSideEnum": "risk.position_apis.POSITION_SIDES",
+        "OrderTypeEnum": "orders.models.OrderType",
+        "SupportedOrderTypeEnum": "orders.serializers.SUPPORTED_ORDER_TYPES",
     },
 }
 
