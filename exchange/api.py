@@ -330,6 +330,17 @@ FIELD_ERROR_CODES: dict[str, type[errors.ExchangeError]] = {
 }
 
 
+def money_text(amount: Decimal | None, asset_code: str | None) -> str:
+    """Money for people (the admin): the asset's precision, thousands separated, with its code: "10,000.00 USD"."""
+    if amount is None:
+        return "-"
+    from ledger.selectors import asset_map
+
+    asset = asset_map().get(asset_code or "")
+    value = amount.quantize(Decimal(1).scaleb(-asset.decimals)) if asset else amount
+    return f"{value:,f} {asset_code or ''}".strip()
+
+
 def raise_validation(serializer: serializers.Serializer) -> dict[str, Any]:
     """Validate an input serializer, raising our ValidationFailed (or a more precise code, FIELD_ERROR_CODES) with
     the field errors."""

@@ -107,7 +107,8 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the operators' site (exchange/admin_site.py: headings, dashboard).
+    "exchange.apps.ExchangeAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
