@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from exchange.views import HealthApi, ReadyApi
+from exchange.views import HealthApi, ReadyApi, local_only
 
 api_v1 = [
     path("health", HealthApi.as_view(), name="health"),
@@ -21,10 +21,12 @@ api_v1 = [
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/docs/", local_only(SpectacularSwaggerView.as_view(url_name="schema")), name="swagger-ui"),
     # drf-spectacular's ReDoc page links Google Fonts; ours is the same page without them.
     path(
-        "api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="exchange/redoc.html"), name="redoc"
+        "api/redoc/",
+        local_only(SpectacularRedocView.as_view(url_name="schema", template_name="exchange/redoc.html")),
+        name="redoc",
     ),
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),
