@@ -99,7 +99,8 @@ def _api(service: ServiceProcess, key: str) -> httpx.Client:
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
         service_missing(
-            f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): apt-get install chromium chromium-driver"
+            f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): "
+            "apt-get install chromium chromium-driver"
         )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -172,7 +173,8 @@ def test_an_operator_deposits_once_however_often_the_form_is_sent_and_sees_it_on
     assert f"Account {account_id}" in browser.page_source
     # The admin is styled: its stylesheet came from the service (WhiteNoise under gunicorn).
     assert browser.execute_script(
-        "return [...document.styleSheets].some(s => (s.href || '').endsWith('/static/admin/css/base.css') && s.cssRules.length > 0)"
+        "return [...document.styleSheets].some("
+        "s => (s.href || '').endsWith('/static/admin/css/base.css') && s.cssRules.length > 0)"
     )
 
     _click(browser, browser.find_element(By.CSS_SELECTOR, "a.exchange-action-link[href$='/deposit/']"))
@@ -187,8 +189,11 @@ def test_an_operator_deposits_once_however_often_the_form_is_sent_and_sees_it_on
         """
         const done = arguments[arguments.length - 1];
         const form = document.getElementById('action-form');
-        const send = () => { const data = new FormData(form); data.append('confirm', '1');
-                             return fetch(form.action || location.href, {method: 'POST', body: data, redirect: 'manual'}); };
+        const send = () => {
+            const data = new FormData(form);
+            data.append('confirm', '1');
+            return fetch(form.action || location.href, {method: 'POST', body: data, redirect: 'manual'});
+        };
         Promise.all([send(), send()]).then(rs => done(rs.map(r => r.type + ':' + r.status)));
         """
     )
