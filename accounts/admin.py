@@ -199,7 +199,7 @@ class AccountAdmin(HistoryAdmin):
     fields = ("account_id", "owner", "label", "account_type", "status", "activity", "created_at", "updated_at")
     inlines = [BalanceInline]
     actions = ["suspend", "reactivate"]
-    change_form_template = "admin/accounts/account/change_form.html"
+    change_form_template = "admin/exchange/change_form_with_actions.html"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         # The owner is chosen when the account is opened; moving an account (and its money) to another user is

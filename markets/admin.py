@@ -87,7 +87,7 @@ class MarketAdmin(SimpleHistoryAdmin):
     search_fields = ("symbol",)
     readonly_fields = ("symbol", "base_asset", "quote_asset", "price_updated_at", "updated_at")
     actions = ["halt", "resume"]
-    change_form_template = "admin/markets/market/change_form.html"
+    change_form_template = "admin/exchange/change_form_with_actions.html"
 
     def get_urls(self) -> list[Any]:
         return action_urls(self, MARKET_ACTIONS) + super().get_urls()

@@ -67,7 +67,6 @@ class RiskMonitorProcess:
 
 
 _active: RiskMonitorProcess | None = None
-_installed = False
 
 
 def start_risk_monitor(*, metrics_dir: str | None = None, **_: Any) -> RiskMonitorProcess | None:
@@ -94,8 +93,4 @@ def stop_risk_monitor() -> None:
 
 def install() -> None:
     """Hook into ``manage.py serve`` (idempotent)."""
-    global _installed
-    if not _installed:
-        lifecycle.on_start(start_risk_monitor)
-        lifecycle.on_stop(stop_risk_monitor)
-        _installed = True
+    lifecycle.install(start_risk_monitor, stop_risk_monitor)
