@@ -18,6 +18,7 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=exchange.settings.production \
+    STATIC_ROOT=/app/staticfiles \
     HTTP_PORT=8080 \
     GRPC_PORT=50051
 
@@ -27,9 +28,10 @@ COPY --from=builder /opt/venv /opt/venv
 # Owned by root and read-only to the service user: the process never needs to change its own code.
 COPY . /app
 
-# The admin's CSS/JS, gathered for a reverse proxy to serve under /static/ (Django does not serve them with
-# DEBUG off). Local settings here only because production refuses to load without SECRET_KEY, which must not be
-# baked into an image; collectstatic reads no secret and touches no database.
+# The admin's CSS/JS and the API docs' assets, collected into STATIC_ROOT, which WhiteNoise serves under /static/
+# (it would also find them in the installed packages; collected, they are indexed from one folder). Local settings
+# here only because production refuses to load without SECRET_KEY, which must not be baked into an image;
+# collectstatic reads no secret and touches no database.
 # api-keys.txt is the one file the service writes in /app: serve seeds an empty database with demo accounts and
 # writes their new API keys there (mode 0600). Pre-created for the service user so /app itself stays read-only.
 RUN DJANGO_SETTINGS_MODULE=exchange.settings.local python manage.py collectstatic --noinput --verbosity 0 \

@@ -1,5 +1,6 @@
-"""Operator screens for accounts and API keys. Money moves only through services (never by editing a row);
-balances are read-only here; history is kept and cannot be reverted from the admin."""
+"""Operator screens for accounts and API keys. Money moves only through services (never by editing a row):
+balances are read-only here; every action is a form, a confirmation page and a service call carrying an
+idempotency key (exchange/admin_actions.py); history is kept and cannot be reverted from the admin."""
 
 from __future__ import annotations
 
@@ -11,14 +12,18 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.urls import reverse
+from django.utils.html import format_html_join
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts import services
-from accounts.models import Account, ApiKey, Balance, Scope
+from accounts.models import Account, AccountStatus, ApiKey, Balance, Scope
 from exchange import errors
+from exchange.admin_actions import ALREADY, DONE, ActionForm, ObjectAction, action_links, action_urls
+from exchange.api import money_text
+from ledger.models import JournalEntry
 from ledger.reference_data import ASSETS
 
 # Our keys live in accounts.ApiKey (with user and scopes); the library's own model is unused.
@@ -39,19 +44,142 @@ class HistoryAdmin(SimpleHistoryAdmin):
 
 class BalanceInline(admin.TabularInline):
     model = Balance
-    fields = ("asset", "available", "locked", "updated_at")
+    fields = ("asset", "available", "locked", "total", "updated_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
+    verbose_name_plural = "Balances"
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    @admin.display(description="available")
+    def available(self, obj: Balance) -> str:
+        return money_text(obj.available, obj.asset_id)
 
-class FundingForm(forms.Form):
-    asset = forms.ChoiceField(choices=[(a["code"], a["code"]) for a in ASSETS])
-    amount = forms.DecimalField(max_digits=38, decimal_places=18, min_value=Decimal("0"))
-    reason = forms.CharField(max_length=500)
+    @admin.display(description="locked (reserved)")
+    def locked(self, obj: Balance) -> str:
+        return money_text(obj.locked, obj.asset_id)
+
+    @admin.display(description="total")
+    def total(self, obj: Balance) -> str:
+        return money_text(obj.total, obj.asset_id)
+
+
+# --- actions on one account ----------------------------------------------------------------------------------
+ASSET_CHOICES = [(a["code"], a["code"]) for a in ASSETS]
+
+
+class FundingForm(ActionForm):
+    asset = forms.ChoiceField(choices=ASSET_CHOICES)
+    amount = forms.CharField(
+        max_length=40, help_text="A decimal at the asset's precision (BTC and ETH 8, USD 2, USDT 6 decimals)."
+    )
+    reason = forms.CharField(max_length=500, help_text="Kept with the journal entry, e.g. the wire reference.")
+
+
+class AdjustmentForm(FundingForm):
+    amount = forms.CharField(max_length=40, help_text="Signed: positive credits the account, negative debits it.")
+
+
+class ReasonForm(ActionForm):
+    reason = forms.CharField(max_length=100, required=False, help_text="Kept in the account's history.")
+
+
+def _funding(service: Any, verb: str) -> Any:
+    def perform(request: HttpRequest, account: Account, data: dict[str, Any]) -> tuple[int, str]:
+        key = data["idempotency_key"]
+        replay = JournalEntry.objects.filter(idempotency_key=key).exists()
+        entry = service(
+            account=account,
+            asset=data["asset"],
+            amount=data["amount"].strip(),
+            actor=request.user,
+            reason=data["reason"],
+            idempotency_key=key,
+        )
+        amount = money_text(abs(Decimal(entry.metadata["amount"])), entry.metadata["asset"])
+        if replay:
+            message = f"Already done: this form was submitted before, and the {verb} of {amount} was recorded once"
+            return ALREADY, f"{message} (journal entry {entry.entry_id})."
+        return DONE, f"{verb.capitalize()} of {amount} recorded (journal entry {entry.entry_id})."
+
+    return perform
+
+
+def _transition(service: Any, target: str, verb: str) -> Any:
+    def perform(request: HttpRequest, account: Account, data: dict[str, Any]) -> tuple[int, str]:
+        account.refresh_from_db(fields=["status"])
+        if account.status == target:
+            return ALREADY, f"The account is already {target}."
+        service(account=account, actor=request.user, reason=data.get("reason") or f"admin: {verb}")
+        return DONE, f"Account {account.account_id} {target}."
+
+    return perform
+
+
+def _cancel_open_orders(request: HttpRequest, account: Account, data: dict[str, Any]) -> tuple[int, str]:
+    from orders.services import order_cancel_all
+
+    cancelled = order_cancel_all(account=account, actor=request.user)
+    if not cancelled:
+        return ALREADY, "The account has no open orders."
+    return DONE, f"{len(cancelled)} open order(s) cancelled, their reservations released."
+
+
+ACCOUNT_ACTIONS = [
+    ObjectAction(
+        "deposit",
+        "Deposit",
+        FundingForm,
+        _funding(services.deposit_create, "deposit"),
+        help="Credit the account from custody (an incoming wire or transfer).",
+    ),
+    ObjectAction(
+        "withdraw",
+        "Withdraw",
+        FundingForm,
+        _funding(services.withdrawal_create, "withdrawal"),
+        help="Debit the account to custody; refused beyond the available balance.",
+    ),
+    ObjectAction(
+        "adjust",
+        "Adjust",
+        AdjustmentForm,
+        _funding(services.adjustment_create, "adjustment"),
+        help="A signed correction against custody, with a reason.",
+    ),
+    ObjectAction(
+        "suspend",
+        "Suspend",
+        ReasonForm,
+        _transition(services.account_suspend, AccountStatus.SUSPENDED, "suspend"),
+        help="No trading and no withdrawals until reactivated; deposits still arrive.",
+        danger=True,
+    ),
+    ObjectAction(
+        "reactivate",
+        "Reactivate",
+        ReasonForm,
+        _transition(services.account_reactivate, AccountStatus.ACTIVE, "reactivate"),
+    ),
+    ObjectAction(
+        "close",
+        "Close",
+        ReasonForm,
+        _transition(services.account_close, AccountStatus.CLOSED, "close"),
+        help="Only an account whose balances are all zero can be closed; nothing moves afterwards.",
+        danger=True,
+    ),
+    ObjectAction(
+        "cancel-orders",
+        "Cancel open orders",
+        ActionForm,
+        _cancel_open_orders,
+        help="Cancel every order of this account that is still open.",
+        danger=True,
+    ),
+]
 
 
 @admin.register(Account)
@@ -60,7 +188,11 @@ class AccountAdmin(HistoryAdmin):
     list_filter = ("status", "account_type", "created_at")
     search_fields = ("account_id", "label", "owner__username")
     list_select_related = ("owner",)
-    readonly_fields = ("account_id", "account_type", "status", "created_at", "updated_at")
+    readonly_fields = ("account_id", "account_type", "status", "activity", "created_at", "updated_at")
+    fields = ("account_id", "owner", "label", "account_type", "status", "activity", "created_at", "updated_at")
+    inlines = [BalanceInline]
+    actions = ["suspend", "reactivate"]
+    change_form_template = "admin/exchange/change_form_with_actions.html"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         # The owner is chosen when the account is opened; moving an account (and its money) to another user is
@@ -68,18 +200,53 @@ class AccountAdmin(HistoryAdmin):
         fields = tuple(super().get_readonly_fields(request, obj))
         return (*fields, "owner") if obj is not None else fields
 
-    fields = ("account_id", "owner", "label", "account_type", "status", "created_at", "updated_at")
-    inlines = [BalanceInline]
-    actions = ["deposit", "suspend", "reactivate"]
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_fields(request, obj)
+        return fields if obj is not None else [f for f in fields if f in ("owner", "label")]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
         # One prefetch for every row's balances keeps the list page at a fixed number of queries.
         return super().get_queryset(request).prefetch_related("balances")
 
+    def get_urls(self) -> list[Any]:
+        return action_urls(self, ACCOUNT_ACTIONS) + super().get_urls()
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        account = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if account is not None:
+            extra["title"] = f"Account {account.account_id}"
+            extra["subtitle"] = f"{account.label or 'account'} of {account.owner} · {account.status}"
+            extra["object_actions"] = action_links(self, account, ACCOUNT_ACTIONS)
+        return super().change_view(request, object_id, form_url, extra)
+
     @admin.display(description="holdings")
     def holdings(self, obj: Account) -> str:
-        held = [f"{b.asset_id} {b.total.normalize():f}" for b in obj.balances.all() if b.total]
+        held = [
+            money_text(b.total, b.asset_id) for b in sorted(obj.balances.all(), key=lambda b: b.asset_id) if b.total
+        ]
         return ", ".join(held) or "-"
+
+    @admin.display(description="orders, trades and journal lines")
+    def activity(self, obj: Account) -> str:
+        from orders.models import RESTING_STATUSES
+
+        open_statuses = ",".join(RESTING_STATUSES)
+        links = [
+            (
+                "Open orders",
+                reverse("admin:orders_order_changelist") + f"?account__id__exact={obj.pk}&status__in={open_statuses}",
+            ),
+            ("All orders", reverse("admin:orders_order_changelist") + f"?account__id__exact={obj.pk}"),
+            ("Trades", reverse("admin:orders_fill_changelist") + f"?account__id__exact={obj.pk}"),
+            ("Journal lines", reverse("admin:ledger_posting_changelist") + f"?account__id__exact={obj.pk}"),
+            ("History", reverse("admin:accounts_account_history", args=[obj.pk])),
+        ]
+        return format_html_join(
+            " · ", '<a href="{}" class="account-link">{}</a>', ((url, label) for label, url in links)
+        )
 
     def save_model(self, request: HttpRequest, obj: Account, form: Any, change: bool) -> None:
         if not change:
@@ -110,40 +277,6 @@ class AccountAdmin(HistoryAdmin):
             except errors.ExchangeError as exc:
                 self.message_user(request, f"{account}: {exc.message}", messages.ERROR)
         self.message_user(request, f"{done} account(s) {verb}.", messages.SUCCESS)
-
-    @admin.action(description="Deposit into selected accounts")
-    def deposit(self, request: HttpRequest, queryset: QuerySet[Account]) -> HttpResponse | None:
-        if "apply" in request.POST:
-            form = FundingForm(request.POST)
-            if form.is_valid():
-                done = 0
-                for account in queryset:
-                    try:
-                        services.deposit_create(
-                            account=account,
-                            asset=form.cleaned_data["asset"],
-                            amount=form.cleaned_data["amount"],
-                            actor=request.user,
-                            reason=form.cleaned_data["reason"],
-                        )
-                        done += 1
-                    except errors.ExchangeError as exc:
-                        self.message_user(request, f"{account}: {exc.message}", messages.ERROR)
-                self.message_user(request, f"Deposited into {done} account(s).", messages.SUCCESS)
-                return None
-        else:
-            form = FundingForm()
-        return render(
-            request,
-            "admin/accounts/deposit.html",
-            {
-                "form": form,
-                "accounts": queryset,
-                "opts": self.model._meta,
-                "title": "Deposit",
-                **self.admin_site.each_context(request),
-            },
-        )
 
 
 @admin.register(ApiKey)

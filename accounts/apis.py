@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,23 +18,23 @@ from accounts.serializers import (
     AccountCreateIn,
     AccountOut,
     AdjustmentIn,
+    AuditOut,
     AuditPageIn,
+    BalanceListOut,
     BalanceOut,
     FundingIn,
-    FundingOut,
+    FundingResultOut,
     StatusChangeIn,
     TransactionFilterIn,
     TransactionOut,
 )
 from exchange import errors
-from exchange.api import keyset_link, paginate, raise_validation
+from exchange.api import PageIn, keyset_link, page_of, paginate, query_params, raise_validation
+from exchange.schema import error_codes
 
-ERRORS = {
-    400: OpenApiResponse(description="validation_error, malformed_json, invalid_amount, unknown_asset"),
-    401: OpenApiResponse(description="not_authenticated"),
-    403: OpenApiResponse(description="permission_denied (scope missing)"),
-    404: OpenApiResponse(description="not_found (unknown or another user's account)"),
-}
+ACCOUNT_ID = OpenApiParameter(
+    "account_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The account's public id."
+)
 
 
 class _AccountApi(APIView):
@@ -46,20 +47,24 @@ class AccountListCreateApi(APIView):
         return [TradeOrOperatorScope()] if self.request.method == "POST" else [ReadScope()]
 
     @extend_schema(
-        responses={200: AccountOut(many=True), **ERRORS},
+        operation_id="v1_accounts_list",
+        parameters=[PageIn],
+        responses={200: page_of(AccountOut, "accounts")},
         tags=["accounts"],
-        summary="List the accounts this key may see (operators: all)",
+        summary="List the accounts this key may see (operators and monitors: all), newest first",
     )
     def get(self, request: Request) -> Response:
+        query_params(request, PageIn)
         qs = selectors.account_list(user=request.user, key=request.auth)
         qs = qs.select_related("owner").prefetch_related("balances")
         return paginate(self, qs, AccountOut, "accounts")
 
     @extend_schema(
         request=AccountCreateIn,
-        responses={201: AccountOut, **ERRORS},
+        responses={201: AccountOut},
+        extensions=error_codes((404, errors.NotFound.code)),
         tags=["accounts"],
-        summary="Open an account for yourself (operators: for any user)",
+        summary="Open an account for yourself (operators: for any user; an unknown owner is 404)",
     )
     def post(self, request: Request) -> Response:
         data = raise_validation(AccountCreateIn(data=request.data))
@@ -69,20 +74,21 @@ class AccountListCreateApi(APIView):
                 raise errors.PermissionDenied("Only operators may open accounts for other users.")
             owner = get_user_model().objects.filter(username=data["owner"]).first()
             if owner is None:
-                raise errors.ValidationFailed(details={"fields": {"owner": ["Unknown user."]}})
+                raise errors.NotFound("No such user.", details={"owner": data["owner"][:150]})
         account = services.account_create(owner=owner, label=data["label"], actor=request.user)
         return Response(AccountOut(account).data, status=201)
 
 
 class AccountDetailApi(_AccountApi):
-    @extend_schema(responses={200: AccountOut, **ERRORS}, tags=["accounts"])
+    @extend_schema(parameters=[ACCOUNT_ID], responses={200: AccountOut}, tags=["accounts"])
     def get(self, request: Request, account_id: str) -> Response:
         return Response(AccountOut(self.get_account(request, account_id)).data)
 
 
 class AccountBalancesApi(_AccountApi):
     @extend_schema(
-        responses={200: BalanceOut(many=True), **ERRORS},
+        parameters=[ACCOUNT_ID],
+        responses={200: BalanceListOut},
         tags=["accounts"],
         summary="Every asset's balance, zeros included",
     )
@@ -94,21 +100,15 @@ class AccountBalancesApi(_AccountApi):
 
 class AccountTransactionsApi(_AccountApi):
     @extend_schema(
-        parameters=[TransactionFilterIn],
-        responses={200: TransactionOut(many=True), **ERRORS},
+        parameters=[ACCOUNT_ID, TransactionFilterIn],
+        responses={200: page_of(TransactionOut, "transactions")},
         tags=["accounts"],
         summary="Journal lines affecting the account, newest first",
     )
     def get(self, request: Request, account_id: str) -> Response:
         account = self.get_account(request, account_id)
-        filters = raise_validation(TransactionFilterIn(data=request.query_params))
-        qs = selectors.transaction_list(
-            account=account,
-            asset=filters.get("asset"),
-            kind=filters.get("kind"),
-            since=filters.get("since"),
-            until=filters.get("until"),
-        )
+        filters = query_params(request, TransactionFilterIn)
+        qs = selectors.transaction_list(account=account, **filters)
         return paginate(self, qs, TransactionOut, "transactions")
 
 
@@ -117,8 +117,8 @@ class AccountAuditApi(_AccountApi):
     are links), but oldest first: an audit is read as a story."""
 
     @extend_schema(
-        parameters=[AuditPageIn],
-        responses={200: dict, **ERRORS},
+        parameters=[ACCOUNT_ID, AuditPageIn],
+        responses={200: AuditOut},
         tags=["accounts"],
         summary="Change history and journal lines in time order, a page at a time",
     )
@@ -163,27 +163,24 @@ class _FundingApi(_AccountApi):
             idempotency_key=data.get("idempotency_key"),
         )
         balances = selectors.balance_list(account=account)
-        return Response(
-            {"transaction": FundingOut(entry).data, "balances": BalanceOut(balances, many=True).data}, status=201
-        )
+        return Response(FundingResultOut({"transaction": entry, "balances": balances}).data, status=201)
 
 
-_FUNDING_ERRORS = {
-    **ERRORS,
-    409: OpenApiResponse(description="idempotency_conflict"),
-    422: OpenApiResponse(description="insufficient_balance, account_suspended, account_closed"),
-}
+def _funding_schema(summary: str, request: type, *refusals: Any) -> Any:
+    return extend_schema(
+        parameters=[ACCOUNT_ID],
+        request=request,
+        responses={201: FundingResultOut},
+        extensions=error_codes(errors.InvalidAmount, errors.IdempotencyConflict, errors.AccountClosed, *refusals),
+        tags=["operator"],
+        summary=summary,
+    )
 
 
 class AccountDepositApi(_FundingApi):
     service = staticmethod(services.deposit_create)
 
-    @extend_schema(
-        request=FundingIn,
-        responses={201: dict, **_FUNDING_ERRORS},
-        tags=["operator"],
-        summary="Credit an account from custody (operator)",
-    )
+    @_funding_schema("Credit an account from custody (operator); suspended accounts still receive", FundingIn)
     def post(self, request: Request, account_id: str) -> Response:
         return super().post(request, account_id)
 
@@ -191,11 +188,11 @@ class AccountDepositApi(_FundingApi):
 class AccountWithdrawalApi(_FundingApi):
     service = staticmethod(services.withdrawal_create)
 
-    @extend_schema(
-        request=FundingIn,
-        responses={201: dict, **_FUNDING_ERRORS},
-        tags=["operator"],
-        summary="Debit an account to custody (operator); refused beyond the available balance",
+    @_funding_schema(
+        "Debit an account to custody (operator); refused beyond the available balance",
+        FundingIn,
+        errors.InsufficientBalance,
+        errors.AccountSuspended,
     )
     def post(self, request: Request, account_id: str) -> Response:
         return super().post(request, account_id)
@@ -205,12 +202,7 @@ class AccountAdjustmentApi(_FundingApi):
     input_serializer = AdjustmentIn
     service = staticmethod(services.adjustment_create)
 
-    @extend_schema(
-        request=AdjustmentIn,
-        responses={201: dict, **_FUNDING_ERRORS},
-        tags=["operator"],
-        summary="Signed correction with a reason (operator)",
-    )
+    @_funding_schema("Signed correction with a reason (operator)", AdjustmentIn, errors.InsufficientBalance)
     def post(self, request: Request, account_id: str) -> Response:
         return super().post(request, account_id)
 
@@ -219,15 +211,6 @@ class _StatusApi(_AccountApi):
     permission_classes = [OperatorScope]
     service: Any = None
 
-    @extend_schema(
-        request=StatusChangeIn,
-        responses={
-            200: AccountOut,
-            **ERRORS,
-            409: OpenApiResponse(description="invalid_state_transition, account_not_empty"),
-        },
-        tags=["operator"],
-    )
     def post(self, request: Request, account_id: str) -> Response:
         account = self.get_account(request, account_id)
         data = raise_validation(StatusChangeIn(data=request.data))
@@ -235,13 +218,36 @@ class _StatusApi(_AccountApi):
         return Response(AccountOut(account).data)
 
 
+def _status_schema(summary: str, *refusals: Any) -> Any:
+    return extend_schema(
+        parameters=[ACCOUNT_ID],
+        request=StatusChangeIn,
+        responses={200: AccountOut},
+        extensions=error_codes(errors.InvalidStateTransition, *refusals),
+        tags=["operator"],
+        summary=summary,
+    )
+
+
 class AccountSuspendApi(_StatusApi):
     service = staticmethod(services.account_suspend)
+
+    @_status_schema("Suspend an active account (operator): no trading, no withdrawals")
+    def post(self, request: Request, account_id: str) -> Response:
+        return super().post(request, account_id)
 
 
 class AccountReactivateApi(_StatusApi):
     service = staticmethod(services.account_reactivate)
 
+    @_status_schema("Reactivate a suspended account (operator)")
+    def post(self, request: Request, account_id: str) -> Response:
+        return super().post(request, account_id)
+
 
 class AccountCloseApi(_StatusApi):
     service = staticmethod(services.account_close)
+
+    @_status_schema("Close an account whose balances are all zero (operator)", errors.AccountNotEmpty)
+    def post(self, request: Request, account_id: str) -> Response:
+        return super().post(request, account_id)

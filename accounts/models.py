@@ -68,14 +68,17 @@ class Scope(models.TextChoices):
     READ = "read", "Read"
     TRADE = "trade", "Trade"
     OPERATOR = "operator", "Operator"
+    MONITOR = "monitor", "Monitor (read-only oversight)"
 
 
-# What each scope grants: trade includes read; operator includes read and the operator actions (but not trading
-# on other people's accounts: operators act on the books, not on behalf of customers).
+# What each scope grants: trade includes read; monitor reads everything an operator reads (every account, risk,
+# reconciliation, positions) and moves nothing; operator includes monitor and the operator actions (but not
+# trading on other people's accounts: operators act on the books, not on behalf of customers).
 SCOPE_GRANTS: dict[str, frozenset[str]] = {
     Scope.READ: frozenset({Scope.READ}),
     Scope.TRADE: frozenset({Scope.READ, Scope.TRADE}),
-    Scope.OPERATOR: frozenset({Scope.READ, Scope.OPERATOR}),
+    Scope.MONITOR: frozenset({Scope.READ, Scope.MONITOR}),
+    Scope.OPERATOR: frozenset({Scope.READ, Scope.MONITOR, Scope.OPERATOR}),
 }
 
 

@@ -1,4 +1,5 @@
-"""Scope checks. ``trade`` includes ``read``; ``operator`` includes ``read`` and the operator actions."""
+"""Scope checks. ``trade`` includes ``read``; ``monitor`` reads everything and moves nothing; ``operator``
+includes ``monitor`` and the operator actions (accounts.models.SCOPE_GRANTS)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,15 @@ class TradeScope(_ScopePermission):
 
 
 class OperatorScope(_ScopePermission):
+    """Moves money or changes the books: operators only."""
+
     scope = Scope.OPERATOR
+
+
+class MonitorScope(_ScopePermission):
+    """Exchange-wide reads (risk, reconciliation): read-only monitors and operators."""
+
+    scope = Scope.MONITOR
 
 
 class TradeOrOperatorScope(_ScopePermission):

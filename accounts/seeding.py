@@ -21,7 +21,7 @@ DEFAULT_SEED: dict[str, Any] = {
             "scopes": ["read", "trade"],
             "accounts": [{"label": "main", "deposits": {"USD": "100000", "BTC": "1", "ETH": "10", "USDT": "50000"}}],
         },
-        {"username": "demo-monitor", "scopes": ["read"], "accounts": []},
+        {"username": "demo-monitor", "scopes": ["monitor"], "accounts": []},
     ],
 }
 

@@ -19,12 +19,18 @@ from ledger.selectors import asset_map
 
 
 def actor_is_operator(*, key: ApiKey | None) -> bool:
+    """May act on the books (move money, open accounts for others)."""
     return bool(key is not None and key.has_scope(Scope.OPERATOR))
+
+
+def actor_sees_all(*, key: ApiKey | None) -> bool:
+    """May read every account, order, trade and position: operators and read-only monitors."""
+    return bool(key is not None and key.has_scope(Scope.MONITOR))
 
 
 def account_list(*, user: Any, key: ApiKey | None, owner_id: int | None = None) -> QuerySet[Account]:
     qs = Account.objects.all()
-    if not actor_is_operator(key=key):
+    if not actor_sees_all(key=key):
         qs = qs.filter(owner=user)
     elif owner_id is not None:
         qs = qs.filter(owner_id=owner_id)

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
+
+
+class ExchangeAdminConfig(AdminConfig):
+    default_site = "exchange.admin_site.ExchangeAdminSite"
 
 
 class ExchangeConfig(AppConfig):

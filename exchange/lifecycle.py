@@ -27,6 +27,14 @@ def on_stop(hook: StopHook) -> StopHook:
     return hook
 
 
+def install(start: StartHook, stop: StopHook) -> None:
+    """Register a start and a stop hook once (``serve`` may run twice in one process in tests)."""
+    if start not in _after_start:
+        on_start(start)
+    if stop not in _before_stop:
+        on_stop(stop)
+
+
 def after_start_hooks() -> list[StartHook]:
     return list(_after_start)
 

@@ -160,7 +160,6 @@ class Registration:
 
 
 _active: Registration | None = None
-_installed = False
 
 
 def start_registration(*, http_port: int, grpc_port: int, **_: Any) -> Registration | None:
@@ -194,8 +193,4 @@ def stop_registration() -> None:
 
 def install() -> None:
     """Hook registration into ``manage.py serve`` (idempotent: ``serve`` may be run twice in one process in tests)."""
-    global _installed
-    if not _installed:
-        lifecycle.on_start(start_registration)
-        lifecycle.on_stop(stop_registration)
-        _installed = True
+    lifecycle.install(start_registration, stop_registration)

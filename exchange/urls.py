@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from exchange.metrics import metrics_view
-from exchange.views import HealthApi, ReadyApi
+from exchange.views import HealthApi, ReadyApi, local_only
 
 api_v1 = [
     path("health", HealthApi.as_view(), name="health"),
@@ -22,7 +22,13 @@ api_v1 = [
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/docs/", local_only(SpectacularSwaggerView.as_view(url_name="schema")), name="swagger-ui"),
+    # drf-spectacular's ReDoc page links Google Fonts; ours is the same page without them.
+    path(
+        "api/redoc/",
+        local_only(SpectacularRedocView.as_view(url_name="schema", template_name="exchange/redoc.html")),
+        name="redoc",
+    ),
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="prometheus-django-metrics"),
 ]

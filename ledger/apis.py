@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import OperatorScope
+from accounts.permissions import MonitorScope
 from ledger.reconciliation import reconcile
 
 
@@ -31,13 +31,11 @@ class ReconciliationApi(APIView):
     reconciliation is a finding about the books, not a failed request, so monitors branch on ``ok`` (an HTTP error
     would be retried by clients and alerted on as an outage of this service)."""
 
-    permission_classes = [OperatorScope]
+    permission_classes = [MonitorScope]
 
     @extend_schema(
         responses={
             200: OpenApiResponse(ReconciliationOut, description="The report; ok=false lists the discrepancies."),
-            401: OpenApiResponse(description="not_authenticated"),
-            403: OpenApiResponse(description="permission_denied (operator scope required)"),
         },
         examples=[
             OpenApiExample(
@@ -61,7 +59,7 @@ class ReconciliationApi(APIView):
                 response_only=True,
             )
         ],
-        tags=["operator"],
+        tags=["risk"],
         summary="Prove the books: caches equal the ledger, entries balance, every fill settled as priced",
     )
     def get(self, request: Request) -> Response:

@@ -17,6 +17,9 @@ ASSETS: list[dict[str, Any]] = [
     {"code": "USDT", "name": "Tether USD", "decimals": 6, "is_fiat": False},
 ]
 
+# For input fields and the schema's AssetEnum: the codes, exactly as written (the API does not upper-case them).
+ASSET_CHOICES: list[tuple[str, str]] = [(asset["code"], asset["code"]) for asset in ASSETS]
+
 # House liquidity and fee revenue are split into shards so concurrent fills rarely wait on the same row.
 HOUSE_SHARDS = 8
 

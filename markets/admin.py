@@ -6,13 +6,58 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from simple_history.admin import SimpleHistoryAdmin
 
 from exchange import errors
+from exchange.admin_actions import ALREADY, DONE, ActionForm, ObjectAction, action_links, action_urls
+from exchange.api import money_text
 from markets import services
 from markets.models import Market, MarketStatus
 from orders import services as order_services
+
+
+class PriceForm(ActionForm):
+    price = forms.CharField(max_length=40, help_text="The new reference (mid) price, at the quote asset's precision.")
+    reason = forms.CharField(max_length=100, required=False, help_text="Kept in the market's history.")
+
+
+class StatusForm(ActionForm):
+    reason = forms.CharField(max_length=100, required=False, help_text="Kept in the market's history.")
+
+
+def _set_price(request: HttpRequest, market: Market, data: dict[str, Any]) -> tuple[int, str]:
+    market = services.market_set_price(
+        market=market, price=data["price"].strip(), actor=request.user, reason=data.get("reason") or "admin: price"
+    )
+    return DONE, f"{market.symbol} reference price set to {money_text(market.reference_price, market.quote_asset_id)}."
+
+
+def _set_status(status: str) -> Any:
+    def perform(request: HttpRequest, market: Market, data: dict[str, Any]) -> tuple[int, str]:
+        market.refresh_from_db(fields=["status"])
+        if market.status == status:
+            return ALREADY, f"{market.symbol} is already {status}."
+        services.market_set_status(
+            market=market, status=status, actor=request.user, reason=data.get("reason") or f"admin: {status}"
+        )
+        return DONE, f"{market.symbol} is now {status}."
+
+    return perform
+
+
+MARKET_ACTIONS = [
+    ObjectAction("set-price", "Set price", PriceForm, _set_price),
+    ObjectAction(
+        "halt",
+        "Halt",
+        StatusForm,
+        _set_status(MarketStatus.HALTED),
+        help="Orders on a halted market are rejected (market_halted) until it resumes.",
+        danger=True,
+    ),
+    ObjectAction("resume", "Resume", StatusForm, _set_status(MarketStatus.TRADING)),
+]
 
 
 class MarketForm(forms.ModelForm):
@@ -32,7 +77,7 @@ class MarketAdmin(SimpleHistoryAdmin):
     list_display = (
         "symbol",
         "status",
-        "reference_price",
+        "price_text",
         "spread_bps",
         "taker_fee_bps",
         "min_notional",
@@ -43,6 +88,24 @@ class MarketAdmin(SimpleHistoryAdmin):
     search_fields = ("symbol",)
     readonly_fields = ("symbol", "base_asset", "quote_asset", "price_updated_at", "updated_at")
     actions = ["halt", "resume"]
+    change_form_template = "admin/exchange/change_form_with_actions.html"
+
+    def get_urls(self) -> list[Any]:
+        return action_urls(self, MARKET_ACTIONS) + super().get_urls()
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        market = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if market is not None:
+            extra["title"] = f"Market {market.symbol} ({market.status})"
+            extra["object_actions"] = action_links(self, market, MARKET_ACTIONS)
+        return super().change_view(request, object_id, form_url, extra)
+
+    @admin.display(description="reference price", ordering="reference_price")
+    def price_text(self, obj: Market) -> str:
+        return money_text(obj.reference_price, obj.quote_asset_id)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

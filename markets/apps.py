@@ -5,3 +5,4 @@ from django.apps import AppConfig
 
 class MarketsConfig(AppConfig):
     name = "markets"
+    verbose_name = "Markets"

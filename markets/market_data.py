@@ -42,8 +42,10 @@ def _snapshot() -> Any:
 
     class _Snapshot:
         def __enter__(self) -> None:
+            outermost = not connection.in_atomic_block
             atomic.__enter__()
-            if connection.vendor == "postgresql":
+            # Only a transaction of its own can choose its isolation (inside another one, that one's applies).
+            if outermost and connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from exchange.api import AmountField, AssetAmountField, format_amount
+from exchange.api import AmountField, AssetAmountField, StrictIntegerField, TextField, format_amount
+from ledger.reference_data import ASSET_CHOICES
 from ledger.selectors import asset_map
 from markets.market_data import INTERVALS, best_prices
-from markets.models import Market
+from markets.models import Market, MarketStatus
 from markets.services import effective_fee_bps, effective_maker_fee_bps, effective_spread_bps, ladder_settings
 
 
@@ -19,11 +21,16 @@ def _fmt(value: Decimal | None, asset_code: str | None) -> str | None:
     return format_amount(value, asset.decimals if asset else None)
 
 
+DECIMAL = {"type": "string", "format": "decimal"}
+# A price that does not exist when that side of the book (or the tape) is empty.
+DECIMAL_OR_NULL = {"type": "string", "format": "decimal", "nullable": True}
+
+
 class MarketOut(serializers.Serializer):
     symbol = serializers.CharField()
-    base_asset = serializers.CharField(source="base_asset_id")
-    quote_asset = serializers.CharField(source="quote_asset_id")
-    status = serializers.CharField()
+    base_asset = serializers.ChoiceField(choices=ASSET_CHOICES, source="base_asset_id")
+    quote_asset = serializers.ChoiceField(choices=ASSET_CHOICES, source="quote_asset_id")
+    status = serializers.ChoiceField(choices=MarketStatus.choices)
     price = AssetAmountField(source="reference_price", asset="quote_asset_id", help_text="Reference (mid) price.")
     bid = serializers.SerializerMethodField(help_text="Best bid of the book (house and customers).")
     ask = serializers.SerializerMethodField(help_text="Best ask of the book (house and customers).")
@@ -48,36 +55,53 @@ class MarketOut(serializers.Serializer):
             obj._best_cache = cached  # type: ignore[attr-defined]
         return cached
 
+    @extend_schema_field(DECIMAL_OR_NULL)
     def get_bid(self, obj: Market) -> str | None:
         return _fmt(self._best(obj)[0], obj.quote_asset_id)
 
+    @extend_schema_field(DECIMAL_OR_NULL)
     def get_ask(self, obj: Market) -> str | None:
         return _fmt(self._best(obj)[1], obj.quote_asset_id)
 
+    @extend_schema_field(DECIMAL)
     def get_spread_bps(self, obj: Market) -> str | None:
         return format_amount(effective_spread_bps(obj))
 
+    @extend_schema_field(DECIMAL)
     def get_taker_fee_bps(self, obj: Market) -> str | None:
         return format_amount(effective_fee_bps(obj))
 
+    @extend_schema_field(DECIMAL)
     def get_maker_fee_bps(self, obj: Market) -> str | None:
         return format_amount(effective_maker_fee_bps(obj))
 
+    @extend_schema_field(DECIMAL)
     def get_price_tick(self, obj: Market) -> str | None:
         return format_amount(obj.price_tick)
 
+    @extend_schema_field(DECIMAL)
     def get_quantity_step(self, obj: Market) -> str | None:
         return format_amount(obj.quantity_step)
 
+    @extend_schema_field(DECIMAL)
     def get_min_quantity(self, obj: Market) -> str | None:
         return format_amount(obj.min_quantity)
 
+    @extend_schema_field(DECIMAL)
     def get_min_notional(self, obj: Market) -> str | None:
         return format_amount(obj.min_notional)
 
+    @extend_schema_field(DECIMAL)
     def get_max_notional(self, obj: Market) -> str | None:
         return format_amount(obj.max_notional)
 
+    @extend_schema_field(
+        {
+            "type": "object",
+            "properties": {"levels": {"type": "integer"}, "step_bps": DECIMAL, "size": DECIMAL},
+            "required": ["levels", "step_bps", "size"],
+        }
+    )
     def get_ladder(self, obj: Market) -> dict[str, Any]:
         settings = ladder_settings(obj)
         return {
@@ -101,22 +125,42 @@ def book_out(view: Any, market: Market) -> dict[str, Any]:
     }
 
 
+_LEVELS = {
+    "type": "array",
+    "items": {"type": "array", "items": DECIMAL, "minItems": 2, "maxItems": 2},
+    "description": "[price, quantity] pairs, best price first.",
+}
+
+
 class BookOut(serializers.Serializer):
-    """Documentation of the book's shape (``book_out`` renders it: levels are [price, quantity] string pairs)."""
+    """The book's shape (``book_out`` renders it: levels are [price, quantity] decimal string pairs)."""
 
     symbol = serializers.CharField()
     sequence = serializers.IntegerField(help_text="Increases with every change of the book.")
     timestamp = serializers.DateTimeField()
-    bids = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
-    asks = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
+    bids = serializers.SerializerMethodField()
+    asks = serializers.SerializerMethodField()
+
+    @extend_schema_field(_LEVELS)
+    def get_bids(self, obj: Any) -> list[list[str]]:
+        return obj["bids"]
+
+    @extend_schema_field(_LEVELS)
+    def get_asks(self, obj: Any) -> list[list[str]]:
+        return obj["asks"]
 
 
 class TapeTradeOut(serializers.Serializer):
     trade_id = serializers.UUIDField()
     price = AssetAmountField(asset="market.quote_asset_id")
     quantity = AssetAmountField(asset="market.base_asset_id")
-    taker_side = serializers.CharField()
+    taker_side = serializers.ChoiceField(choices=[("buy", "buy"), ("sell", "sell")])
     executed_at = serializers.DateTimeField(source="created_at")
+
+
+class TapeOut(serializers.Serializer):
+    symbol = serializers.CharField()
+    trades = TapeTradeOut(many=True, help_text="Newest first.")
 
 
 class TickerOut(serializers.Serializer):
@@ -136,30 +180,39 @@ class TickerOut(serializers.Serializer):
     def _q(self, value: Decimal | None) -> str | None:
         return _fmt(value, self.context["market"].quote_asset_id)
 
+    @extend_schema_field(DECIMAL_OR_NULL)
     def get_last(self, obj: Any) -> str | None:
         return self._q(obj.last)
 
+    @extend_schema_field(DECIMAL_OR_NULL)
     def get_bid(self, obj: Any) -> str | None:
         return self._q(obj.bid)
 
+    @extend_schema_field(DECIMAL_OR_NULL)
     def get_ask(self, obj: Any) -> str | None:
         return self._q(obj.ask)
 
+    @extend_schema_field(DECIMAL_OR_NULL)
     def get_open(self, obj: Any) -> str | None:
         return self._q(obj.open)
 
+    @extend_schema_field(DECIMAL_OR_NULL)
     def get_high(self, obj: Any) -> str | None:
         return self._q(obj.high)
 
+    @extend_schema_field(DECIMAL_OR_NULL)
     def get_low(self, obj: Any) -> str | None:
         return self._q(obj.low)
 
+    @extend_schema_field(DECIMAL)
     def get_volume(self, obj: Any) -> str | None:
         return _fmt(obj.volume, self.context["market"].base_asset_id)
 
+    @extend_schema_field(DECIMAL)
     def get_quote_volume(self, obj: Any) -> str | None:
         return self._q(obj.quote_volume)
 
+    @extend_schema_field(DECIMAL_OR_NULL)
     def get_change_percent(self, obj: Any) -> str | None:
         return format_amount(obj.change_percent)
 
@@ -177,42 +230,59 @@ class CandleOut(serializers.Serializer):
     def _q(self, value: Decimal) -> str | None:
         return _fmt(value, self.context["market"].quote_asset_id)
 
+    @extend_schema_field(DECIMAL)
     def get_open(self, obj: Any) -> str | None:
         return self._q(obj.open)
 
+    @extend_schema_field(DECIMAL)
     def get_high(self, obj: Any) -> str | None:
         return self._q(obj.high)
 
+    @extend_schema_field(DECIMAL)
     def get_low(self, obj: Any) -> str | None:
         return self._q(obj.low)
 
+    @extend_schema_field(DECIMAL)
     def get_close(self, obj: Any) -> str | None:
         return self._q(obj.close)
 
+    @extend_schema_field(DECIMAL)
     def get_volume(self, obj: Any) -> str | None:
         return _fmt(obj.volume, self.context["market"].base_asset_id)
 
+    @extend_schema_field(DECIMAL)
     def get_quote_volume(self, obj: Any) -> str | None:
         return self._q(obj.quote_volume)
 
 
+class CandlesOut(serializers.Serializer):
+    symbol = serializers.CharField()
+    interval = serializers.ChoiceField(choices=sorted(INTERVALS))
+    candles = CandleOut(many=True, help_text="Oldest first; only intervals that had trades.")
+
+
 class BookIn(serializers.Serializer):
-    depth = serializers.IntegerField(required=False, min_value=1, max_value=500, default=20)
+    depth = StrictIntegerField(required=False, min_value=1, max_value=500, default=20, help_text="Levels per side.")
 
 
 class TapeIn(serializers.Serializer):
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=50)
+    limit = StrictIntegerField(required=False, min_value=1, max_value=1000, default=50)
 
 
 class CandlesIn(serializers.Serializer):
     interval = serializers.ChoiceField(choices=sorted(INTERVALS), required=False, default="1m")
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
+    limit = StrictIntegerField(required=False, min_value=1, max_value=1000, default=100)
+
+
+class MarketListOut(serializers.Serializer):
+    markets = MarketOut(many=True)
 
 
 class MarketPriceIn(serializers.Serializer):
-    price = AmountField()
-    reason = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    # At most 10^12 (markets.services.market_price_parse), at the quote asset's precision.
+    price = AmountField(integer_digits=12, help_text="The new reference (mid) price.")
+    reason = TextField(max_length=100, required=False, allow_blank=True, default="")
 
 
 class MarketStatusIn(serializers.Serializer):
-    reason = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    reason = TextField(max_length=100, required=False, allow_blank=True, default="")

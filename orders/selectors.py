@@ -1,4 +1,4 @@
-"""Reads for orders and trades. Visibility as for accounts: owners see their own, operators all."""
+"""Reads for orders and trades. Visibility as for accounts: owners see their own, operators and monitors all."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 
 from accounts.models import ApiKey
-from accounts.selectors import actor_is_operator
+from accounts.selectors import actor_sees_all
 from exchange import errors
 from markets.selectors import symbol_normalize
 from orders.models import RESTING_STATUSES, Fill, Order, OrderStatus
@@ -19,7 +19,7 @@ FILLS = Prefetch("fills", queryset=Fill.objects.select_related("trade", "trade__
 
 
 def _visible(qs: QuerySet[Any], *, user: Any, key: ApiKey | None) -> QuerySet[Any]:
-    return qs if actor_is_operator(key=key) else qs.filter(account__owner=user)
+    return qs if actor_sees_all(key=key) else qs.filter(account__owner=user)
 
 
 def order_list(

@@ -22,9 +22,10 @@ Alerts, from configuration (``exchange.runtime_config``):
 * ``risk.house_inventory_low_usd``: an asset whose house inventory is worth less than this (``house_inventory_low``);
 * ``risk.rejection_rate_high_per_min``: more rejections in the last minute than this (``rejection_rate_high``).
 
-Every time the summary is computed the alerts are logged as warnings (``risk_house_inventory_low``,
-``risk_rejection_rate_high``) while they hold, and the Prometheus gauges below are set. Computing it only reads
-(no row locks), so it never holds up trading.
+Every time the summary is computed the Prometheus gauges below are set; computing it only reads (no row locks),
+so it never holds up trading. ``manage.py risk_monitor`` (run by ``serve``) computes it every
+RISK_MONITOR_INTERVAL, so the gauges are fresh whether or not anyone reads the summary, and logs each alert once
+when it starts (``risk_alert_started``, a warning) and once when it ends (``risk_alert_ended``): ``AlertLog``.
 
 The gauges use prometheus_client's multiprocess mode "mostrecent": under gunicorn every worker writes its samples
 to PROMETHEUS_MULTIPROC_DIR, and whichever worker computed the summary last is the current value (with the default
@@ -219,8 +220,28 @@ def accounts_nearest_limits(*, prices: dict[str, Decimal], limit: int = TOP_ACCO
     ]
 
 
+class AlertLog:
+    """Remembers which alerts hold and logs each one once when it starts and once when it ends (a monitor that
+    logged every alert on every round would bury the change that matters)."""
+
+    def __init__(self) -> None:
+        self.active: dict[tuple[str, str | None], dict[str, Any]] = {}
+
+    def update(self, alerts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Record the alerts that hold now; returns (started, ended)."""
+        current = {(a["alert"], a["asset"]): a for a in alerts}
+        started = [a for key, a in current.items() if key not in self.active]
+        ended = [a for key, a in self.active.items() if key not in current]
+        for alert in started:
+            logger.warning("risk_alert_started", **alert)
+        for alert in ended:
+            logger.info("risk_alert_ended", alert=alert["alert"], asset=alert["asset"], threshold=alert["threshold"])
+        self.active = current
+        return started, ended
+
+
 def risk_summary(*, now: datetime | None = None) -> dict[str, Any]:
-    """The exchange-wide risk picture; sets the Prometheus gauges and logs the alerts that hold."""
+    """The exchange-wide risk picture; sets the Prometheus gauges. ``alerts`` lists the alerts that hold."""
     now = now or timezone.now()
     prices = usd_prices() or {}
     books: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))  # kind -> asset -> balance
@@ -277,12 +298,6 @@ def risk_summary(*, now: datetime | None = None) -> dict[str, Any]:
                 "threshold": format_amount(low_usd),
             }
             alerts.append(alert)
-            logger.warning(
-                "risk_house_inventory_low",
-                asset=asset,
-                house_inventory_usd=alert["value"],
-                threshold_usd=alert["threshold"],
-            )
 
     flow = order_flow(now=now)
     for window in flow:
@@ -300,11 +315,6 @@ def risk_summary(*, now: datetime | None = None) -> dict[str, Any]:
                 "value": format_amount(last_minute),
                 "threshold": format_amount(high_rejections),
             }
-        )
-        logger.warning(
-            "risk_rejection_rate_high",
-            rejections_per_minute=format_amount(last_minute),
-            threshold_per_min=format_amount(high_rejections),
         )
 
     return {

@@ -43,7 +43,7 @@ from decimal import Decimal
 from typing import Any
 
 from accounts.models import Account, ApiKey, Balance
-from accounts.selectors import account_get, account_list, actor_is_operator
+from accounts.selectors import account_get, account_list, actor_sees_all
 from exchange import errors
 from ledger.models import Posting
 from ledger.selectors import asset_map
@@ -286,7 +286,7 @@ def position_list(*, user: Any, key: ApiKey | None, account_id: Any = None) -> l
     """Positions of one visible account, or of every account the key may see (operators: all)."""
     if account_id:
         return positions_for(accounts=[account_get(account_id=account_id, user=user, key=key)])
-    if actor_is_operator(key=key):
+    if actor_sees_all(key=key):
         return positions_for(accounts=None)
     return positions_for(accounts=list(account_list(user=user, key=key)))
 

@@ -1,21 +1,17 @@
-"""REST endpoints for risk monitoring (computed in orders/risk.py; see its docstring for the definitions)."""
+"""REST endpoints for risk monitoring (computed in risk/monitoring.py; see its docstring for the definitions)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import OperatorScope, ReadScope
+from accounts.apis import ACCOUNT_ID
+from accounts.permissions import MonitorScope, ReadScope
 from accounts.selectors import account_get
 from risk.monitoring import account_risk, risk_summary
-
-ERRORS = {
-    401: OpenApiResponse(description="not_authenticated"),
-    403: OpenApiResponse(description="permission_denied (scope missing)"),
-}
 
 
 def _amount(help_text: str = "", **kwargs: object) -> serializers.CharField:
@@ -62,7 +58,9 @@ class AccountNearLimitOut(serializers.Serializer):
 
 
 class RiskAlertOut(serializers.Serializer):
-    alert = serializers.CharField(help_text="house_inventory_low or rejection_rate_high")
+    alert = serializers.ChoiceField(
+        choices=[("house_inventory_low", "house_inventory_low"), ("rejection_rate_high", "rejection_rate_high")]
+    )
     asset = serializers.CharField(allow_null=True)
     value = serializers.CharField()
     threshold = serializers.CharField()
@@ -116,11 +114,11 @@ class AccountRiskOut(serializers.Serializer):
 
 
 class RiskSummaryApi(APIView):
-    permission_classes = [OperatorScope]
+    permission_classes = [MonitorScope]
 
     @extend_schema(
-        responses={200: RiskSummaryOut, **ERRORS},
-        tags=["operator"],
+        responses={200: RiskSummaryOut},
+        tags=["risk"],
         summary="House inventory, exposure, liabilities, fees, order flow, accounts nearest their limits, alerts",
         description="Computing the summary also sets the exchange_* Prometheus gauges and logs a warning for each "
         "alert that holds (thresholds: risk.house_inventory_low_usd, risk.rejection_rate_high_per_min).",
@@ -133,7 +131,8 @@ class AccountRiskApi(APIView):
     permission_classes = [ReadScope]
 
     @extend_schema(
-        responses={200: AccountRiskOut, **ERRORS, 404: OpenApiResponse(description="not_found")},
+        parameters=[ACCOUNT_ID],
+        responses={200: AccountRiskOut},
         tags=["accounts"],
         summary="An account's equity, exposure and concentration per asset, and its recent rejections",
     )

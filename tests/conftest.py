@@ -145,3 +145,12 @@ def alice_account(alice: Any) -> Any:
     from tests.factories import make_account
 
     return make_account(owner=alice, label="main", funds={"USD": "10000"})
+
+
+@pytest.fixture
+def house(operator_user: Any) -> None:
+    """House liquidity to trade against: 100 BTC, 2,000 ETH, 10 M USD and 10 M USDT."""
+    from accounts.services import house_fund
+
+    for asset, amount in {"BTC": "100", "ETH": "2000", "USD": "10000000", "USDT": "10000000"}.items():
+        house_fund(asset=asset, amount=amount, actor=operator_user)

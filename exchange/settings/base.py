@@ -63,6 +63,9 @@ CACHE_TTL = _duration_seconds("CACHE_TTL", "5m")
 HEALTH_CHECK_INTERVAL = _duration_seconds("HEALTH_CHECK_INTERVAL", "30s")
 # How often the serve process re-runs the readiness checks that drive gRPC health.
 READINESS_POLL_INTERVAL = _duration_seconds("READINESS_POLL_INTERVAL", "2s")
+# How often the risk monitor (`manage.py risk_monitor`, run by `serve`) recomputes the risk gauges and alerts;
+# 0 keeps `serve` from starting it.
+RISK_MONITOR_INTERVAL = _duration_seconds("RISK_MONITOR_INTERVAL", "15s")
 # Where `serve` writes the demo data's API keys (mode 0600) when it seeds an empty database.
 DEMO_API_KEYS_FILE = env.str("DEMO_API_KEYS_FILE", default=str(BASE_DIR / "api-keys.txt"))
 # Brute force (exchange/ratelimit.py): failed API-key authentications per client address and window; over the
@@ -134,7 +137,8 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the operators' site (exchange/admin_site.py: headings, dashboard).
+    "exchange.apps.ExchangeAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -144,6 +148,8 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "django_filters",
     "drf_spectacular",
+    # Swagger UI and ReDoc served from our own static files, so the docs work without internet access.
+    "drf_spectacular_sidecar",
     "django_prometheus",
     "simple_history",
     "axes",
@@ -160,6 +166,10 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "exchange.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS and JS, Swagger UI, ReDoc) from the service itself, under every server that
+    # runs the WSGI app (gunicorn, or an ASGI server wrapping it): no reverse proxy or DEBUG needed.
+    # https://whitenoise.readthedocs.io/en/stable/django.html
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -263,7 +273,11 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves the apps' static files straight from where they are installed (indexed once at start-up), so
+# `make run` needs no collectstatic. The Docker image also collects them into STATIC_ROOT (set there), which
+# WhiteNoise serves as well; unset, nothing is collected and nothing is missing.
+STATIC_ROOT = env.str("STATIC_ROOT", default="") or None
+WHITENOISE_USE_FINDERS = True
 
 # --- REST framework ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -283,6 +297,31 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Back office of a simulated crypto exchange: accounts, balances, ledger, markets and orders.",
     "VERSION": SERVICE_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No badge from the public validator service: nothing on the docs pages leaves this service.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None, "persistAuthorization": True},
+    # The error envelope and each operation's error codes (exchange/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "exchange.schema.postprocess",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "AssetEnum": "ledger.reference_data.ASSET_CHOICES",
+        "SideEnum": "orders.models.Side",
+        "OrderStatusEnum": "orders.models.OrderStatus",
+        "AccountStatusEnum": "accounts.models.AccountStatus",
+        "MarketStatusEnum": "markets.models.MarketStatus",
+        "PositionSideEnum": "risk.position_apis.POSITION_SIDES",
+        "OrderTypeEnum": "orders.models.OrderType",
+        "MarketOrderTypeEnum": "orders.serializers.MARKET_ONLY",
+        "LimitOrderTypeEnum": "orders.serializers.LIMIT_ONLY",
+        "TimeInForceEnum": "orders.models.TimeInForce",
+        "PostOnlyTimeInForceEnum": "orders.serializers.GTC_ONLY",
+        "SelfTradePreventionEnum": "orders.models.SelfTradePrevention",
+        "LiquidityEnum": "orders.models.Liquidity",
+    },
 }
 
 # --- Logging ----------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def test_changelist_costs_the_same_queries_for_3_rows_as_for_30(
 def test_account_changelist_shows_holdings(admin_client, alice_account):
     response = admin_client.get(reverse("admin:accounts_account_changelist"))
 
-    assert b"USD 10000" in response.content
+    assert b"10,000.00 USD" in response.content
 
 
 # --- The account page ----------------------------------------------------------------------------------
@@ -150,69 +150,149 @@ def test_creating_an_account_in_the_admin_opens_it_through_the_service(admin_cli
 
 
 # --- Actions -----------------------------------------------------------------------------------------------
-def test_deposit_action_asks_for_the_amount_first(admin_client, alice_account):
-    response = admin_client.post(
-        reverse("admin:accounts_account_changelist"), {"action": "deposit", "_selected_action": [alice_account.pk]}
-    )
-
-    assert response.status_code == 200
-    assert b'name="amount"' in response.content
-    assert JournalEntry.objects.filter(kind=EntryKind.DEPOSIT).count() == 1  # alice's opening deposit only
+def _action_url(account: Account, action: str) -> str:
+    return reverse(f"admin:accounts_account_{action}", args=[account.pk])
 
 
-def test_deposit_action_credits_every_selected_account_through_the_service(
-    admin_client, admin_user, alice, alice_account
+def _form_key(response: Any) -> str:
+    return re.search(rb'name="idempotency_key" value="([^"]+)"', response.content).group(1).decode()
+
+
+def test_the_account_page_offers_every_action_and_links_its_activity(admin_client, alice_account):
+    response = admin_client.get(reverse("admin:accounts_account_change", args=[alice_account.pk]))
+
+    html = response.content.decode()
+    assert f"Account {alice_account.account_id}" in html
+    for action in ("deposit", "withdraw", "adjust", "suspend", "reactivate", "close", "cancel-orders"):
+        assert _action_url(alice_account, action) in html
+    for link in (
+        f"/admin/orders/order/?account__id__exact={alice_account.pk}&amp;status__in=open,partially_filled",
+        f"/admin/orders/fill/?account__id__exact={alice_account.pk}",
+        f"/admin/ledger/posting/?account__id__exact={alice_account.pk}",
+    ):
+        assert link in html
+        assert admin_client.get(link.replace("&amp;", "&")).status_code == 200
+    assert "10,000.00 USD" in html and "0.00000000 BTC" in html
+
+
+def test_a_deposit_is_confirmed_then_recorded_once_however_often_it_is_submitted(
+    admin_client, admin_user, alice_account
 ):
-    second = make_account(owner=alice, label="second")
+    url = _action_url(alice_account, "deposit")
+    key = _form_key(admin_client.get(url))
+    typed = {"asset": "BTC", "amount": "0.25", "reason": "cold wallet top-up", "idempotency_key": key}
 
-    response = admin_client.post(
-        reverse("admin:accounts_account_changelist"),
-        {
-            "action": "deposit",
-            "apply": "1",
-            "asset": "BTC",
-            "amount": "0.25",
-            "reason": "cold wallet top-up",
-            "_selected_action": [alice_account.pk, second.pk],
-        },
-    )
+    confirmation = admin_client.post(url, typed)
 
-    assert response.status_code == 302
-    for account in (alice_account, second):
-        assert Balance.objects.get(account=account, asset_id="BTC").available == Decimal("0.25")
-        entry = JournalEntry.objects.get(
-            kind=EntryKind.DEPOSIT, reference_id=str(account.account_id), metadata__asset="BTC"
-        )
-        assert (entry.actor, entry.memo) == (admin_user, "cold wallet top-up")
-        assert sorted(entry.postings.values_list("ledger_account__kind", "amount")) == [
-            ("customer_available", Decimal("0.25")),
-            ("external", Decimal("-0.25")),
-        ]
-    messages = [str(m) for m in get_messages(response.wsgi_request)]
-    assert "Deposited into 2 account(s)." in messages
+    assert b"Please confirm" in confirmation.content and key.encode() in confirmation.content
+    assert Balance.objects.get(account=alice_account, asset_id="BTC").available == 0
+    done = admin_client.post(url, {**typed, "confirm": "1"})
+    assert done.status_code == 302
+    # Back and submit again, or a double click: the same key, the entry already made.
+    again = admin_client.post(url, {**typed, "confirm": "1"}, follow=True)
+    assert "Already done" in again.content.decode()
+    assert Balance.objects.get(account=alice_account, asset_id="BTC").available == Decimal("0.25")
+    [entry] = JournalEntry.objects.filter(kind=EntryKind.DEPOSIT, metadata__asset="BTC")
+    assert (entry.actor, entry.memo, entry.idempotency_key) == (admin_user, "cold wallet top-up", key)
+    assert sorted(entry.postings.values_list("ledger_account__kind", "amount")) == [
+        ("customer_available", Decimal("0.25")),
+        ("external", Decimal("-0.25")),
+    ]
 
 
-def test_deposit_action_reports_what_the_service_refuses_and_changes_nothing(admin_client, alice_account):
+def test_a_refused_withdrawal_shows_only_its_error_and_keeps_what_was_typed(admin_client, alice_account):
+    url = _action_url(alice_account, "withdraw")
+    key = _form_key(admin_client.get(url))
     entries = JournalEntry.objects.count()
 
     response = admin_client.post(
-        reverse("admin:accounts_account_changelist"),
-        {
-            "action": "deposit",
-            "apply": "1",
-            "asset": "USD",
-            "amount": "0.001",  # finer than a cent
-            "reason": "dust",
-            "_selected_action": [alice_account.pk],
-        },
+        url, {"asset": "USD", "amount": "20000.00", "reason": "too much", "idempotency_key": key, "confirm": "1"}
     )
 
-    assert response.status_code == 302
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert re.findall(r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>', html, flags=re.S) == [
+        "<li>Insufficient available balance.</li>"
+    ]
+    assert 'value="20000.00"' in html and 'value="too much"' in html and key in html
     assert JournalEntry.objects.count() == entries
     assert Balance.objects.get(account=alice_account, asset_id="USD").available == Decimal("10000")
-    messages = [str(m) for m in get_messages(response.wsgi_request)]
-    assert any("decimal places" in m for m in messages)
-    assert "Deposited into 0 account(s)." in messages
+
+
+def test_an_amount_finer_than_the_asset_is_refused_with_the_reason(admin_client, alice_account):
+    url = _action_url(alice_account, "deposit")
+    body = {"asset": "USD", "amount": "0.001", "reason": "dust", "idempotency_key": "admin:x", "confirm": "1"}
+
+    response = admin_client.post(url, body)
+
+    assert "USD amounts have at most 2 decimal places." in response.content.decode()
+    assert Balance.objects.get(account=alice_account, asset_id="USD").available == Decimal("10000")
+
+
+def test_an_adjustment_may_be_negative(admin_client, alice_account):
+    url = _action_url(alice_account, "adjust")
+    body = {"asset": "USD", "amount": "-0.50", "reason": "fee refund reversed", "idempotency_key": "admin:adj-1"}
+
+    assert admin_client.post(url, {**body, "confirm": "1"}).status_code == 302
+    assert Balance.objects.get(account=alice_account, asset_id="USD").available == Decimal("9999.50")
+
+
+def test_suspend_reactivate_and_close_from_the_account_page(admin_client, alice, alice_account):
+    for action, status in (("suspend", "suspended"), ("reactivate", "active")):
+        response = admin_client.post(
+            _action_url(alice_account, action), {"reason": "desk call", "idempotency_key": "k", "confirm": "1"}
+        )
+        assert response.status_code == 302
+        alice_account.refresh_from_db()
+        assert alice_account.status == status
+    # Submitted again: nothing changes, and the operator is told so.
+    again = admin_client.post(
+        _action_url(alice_account, "reactivate"), {"idempotency_key": "k", "confirm": "1"}, follow=True
+    )
+    assert "already active" in again.content.decode()
+    # Close refuses while money is held, and says why.
+    refused = admin_client.post(_action_url(alice_account, "close"), {"idempotency_key": "k", "confirm": "1"})
+    assert "withdraw them before closing" in refused.content.decode()
+    empty = make_account(owner=alice, label="empty")
+    assert admin_client.post(_action_url(empty, "close"), {"idempotency_key": "k", "confirm": "1"}).status_code == 302
+    empty.refresh_from_db()
+    assert empty.status == "closed"
+
+
+def test_cancel_open_orders_goes_through_the_order_service(admin_client, alice_account):
+    from markets.models import Market
+    from orders.services import OrderRequest, order_place
+
+    # A resting buy of 0.1 BTC at 60,000.00 locks 6,000.00 + 3.00 maker fee of alice's 10,000.00 USD.
+    placed, _ = order_place(
+        request=OrderRequest(
+            account=alice_account,
+            market=Market.objects.get(symbol="BTC-USD"),
+            side="buy",
+            order_type="limit",
+            price=Decimal("60000.00"),
+            quantity=Decimal("0.1"),
+        ),
+        actor=alice_account.owner,
+    )
+    assert placed.order.status == "open" and placed.order.locked == Decimal("6003.00")
+
+    response = admin_client.post(
+        _action_url(alice_account, "cancel-orders"), {"idempotency_key": "k", "confirm": "1"}, follow=True
+    )
+
+    assert "1 open order(s) cancelled, their reservations released." in response.content.decode()
+    placed.order.refresh_from_db()
+    assert (placed.order.status, placed.order.locked) == ("cancelled", Decimal(0))
+    usd = alice_account.balances.get(asset_id="USD")
+    assert (usd.available, usd.locked) == (Decimal("10000.00"), Decimal(0))
+
+
+def test_customer_ledger_accounts_show_the_real_balance(admin_client, alice_account):
+    response = admin_client.get(reverse("admin:ledger_ledgeraccount_changelist") + f"?q={alice_account.account_id}")
+
+    html = response.content.decode()
+    assert "10,000.00 USD" in html
 
 
 def test_suspend_and_reactivate_actions_go_through_the_services(admin_client, admin_user, alice_account):

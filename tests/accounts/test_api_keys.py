@@ -251,8 +251,10 @@ def test_scopes_grant_what_they_name():
     read, _ = services.api_key_create(user=user, name="r", scopes=["read"])
     trade, _ = services.api_key_create(user=user, name="t", scopes=["trade"])
     operator, _ = services.api_key_create(user=user, name="o", scopes=["operator"])
+    monitor, _ = services.api_key_create(user=user, name="m", scopes=["monitor"])
 
     assert read.granted() == {"read"}
     assert trade.granted() == {"read", "trade"}
-    # Operators act on the books, not on behalf of customers: no trade scope.
-    assert operator.granted() == {"read", "operator"}
+    # Operators act on the books, not on behalf of customers: no trade scope. They read what monitors read.
+    assert operator.granted() == {"read", "monitor", "operator"}
+    assert monitor.granted() == {"read", "monitor"}

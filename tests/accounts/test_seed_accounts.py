@@ -69,7 +69,7 @@ def test_seed_with_defaults_creates_users_accounts_deposits_house_liquidity_and_
 
     keys = _printed_keys(output)
     assert sorted((username, scopes) for username, scopes, _key in keys) == [
-        ("demo-monitor", "read"),
+        ("demo-monitor", "monitor"),
         ("demo-trader", "read,trade"),
         ("operator", "operator"),
     ]

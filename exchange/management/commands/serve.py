@@ -1,6 +1,7 @@
 """Run the whole service: migrations, demo data on an empty database, HTTP (gunicorn) and gRPC together.
 
-This process supervises: it serves gRPC health itself and runs gunicorn as a child process. On SIGTERM or
+This process supervises: it serves gRPC health itself and runs gunicorn and the risk monitor
+(``manage.py risk_monitor``) as child processes. On SIGTERM or
 SIGINT it flips gRPC health to NOT_SERVING, asks gunicorn to stop gracefully (in-flight requests finish),
 stops gRPC with a grace period, and exits 0 within a bounded time.
 """
@@ -26,6 +27,7 @@ from django.db import connections
 from exchange.grpc_server import GrpcHealthServer
 from exchange.lifecycle import after_start_hooks, before_stop_hooks, seed_demo_data_if_empty
 from exchange.registration import install as install_registration
+from risk.background import install as install_risk_monitor
 
 logger = structlog.get_logger("exchange.serve")
 
@@ -95,8 +97,10 @@ class Command(BaseCommand):
         )
         # Advertise in discovery once gRPC health answers (siblings check it first); withdraw first on the way out.
         install_registration()
+        # The risk monitor (a supervised child) shares the workers' metrics directory, so /metrics shows its gauges.
+        install_risk_monitor()
         for hook in after_start_hooks():
-            hook(http_port=options["http_port"], grpc_port=grpc_server.port, stop=stop)
+            hook(http_port=options["http_port"], grpc_port=grpc_server.port, stop=stop, metrics_dir=metrics_dir)
 
         exit_code = 0
         while not stop.wait(0.5):
