@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -283,10 +283,10 @@ class StrictDateTimeField(serializers.DateTimeField):
         if not isinstance(value, str) or not re.fullmatch(DATETIME_PATTERN, value):
             self.fail("invalid")
         try:
-            parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-        except ValueError:
+            # In UTC: PostgreSQL refuses offsets beyond 15:59 that RFC 3339 allows (-18:40 is a valid spelling).
+            return datetime.fromisoformat(value.upper().replace("Z", "+00:00")).astimezone(UTC)
+        except (ValueError, OverflowError):
             self.fail("invalid")
-        return parsed
 
 
 class StrictIntegerField(serializers.IntegerField):

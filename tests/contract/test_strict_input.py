@@ -98,3 +98,11 @@ def test_a_json_number_amount_is_still_read_exactly(operator_client, alice_accou
 
     assert response.status_code == 201, response.content
     assert response.json()["transaction"]["amount"] == "0.10"
+
+
+def test_a_time_with_an_offset_postgresql_has_no_name_for_is_read_in_utc(alice_reader, alice_account):
+    # RFC 3339 allows any offset up to 23:59; PostgreSQL only to 15:59. Found by the conformance test (a 500).
+    url = f"/api/v1/accounts/{alice_account.account_id}/transactions"
+    response = alice_reader.get(url, {"until": "0057-03-18T12:41:30.558522-18:40"})
+    assert response.status_code == 200, response.content
+    assert alice_reader.get(url, {"until": "0001-01-01T00:00:00+05:00"}).status_code == 400  # before year 1 in UTC
