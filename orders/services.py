@@ -772,8 +772,24 @@ def _place(request: OrderRequest, *, actor: Any, attempt: int) -> PlacedOrder:
         return _reject(
             request, actor=actor, reason=RejectReason.INSUFFICIENT_BALANCE, message=exc.message, order_id=order_id
         )
+    if outcome.rest_quantity and _rests_across_house(request, book):
+        # It took every house quote up to its limit and the house re-quotes at once: filled by the house at its own
+        # price, so the book is not crossed after the commit.
+        _sweep(_lock_market(market.pk), market=request.market, actor=actor, reason="house re-quoted", attempt=attempt)
+        taker = Order.objects.select_related("account", "market").get(pk=taker.pk)
+        return PlacedOrder(taker, list(taker.fills.select_related("trade", "trade__journal_entry").order_by("id")))
     taker_fills = [f for f in settlement.fills if f.liquidity == LiquidityRole.TAKER]
     return PlacedOrder(taker, taker_fills)
+
+
+def _rests_across_house(request: OrderRequest, book: LockedBook) -> bool:
+    """Whether a resting remainder at the request's price crosses the house's best opposite quote before the order
+    matched (its quotes after the order are the same or further away: the house has no more to give than before)."""
+    bids, asks = _ladder(book)
+    best = asks if request.side == BUY else bids
+    if not best or request.price is None:
+        return False
+    return request.price >= best[0].price if request.side == BUY else request.price <= best[0].price
 
 
 def _replay(request: OrderRequest) -> Order | None:
@@ -904,14 +920,10 @@ def order_cancel_all(
 
 
 # --- the house's ladder moves ------------------------------------------------------------------------------------
-def _sweep(book: LockedBook, *, market: Market, actor: Any, reason: str, attempt: int) -> int:
-    """Fill the resting orders that the house's (new) quotes cross, as makers at their own prices. Returns the
-    number of trades."""
-    if book.market.status != MarketStatus.TRADING:
-        return 0
+def _crossed_by_house(book: LockedBook) -> list[Match]:
+    """The matches that fill the resting orders the house's quotes cross, as makers at their own prices."""
     bids, asks = _ladder(book)
     store = book_store()
-    crossed: list[BookOrder] = []
     matches: list[Match] = []
     terms = _terms(book.market)
     for side, ladder in ((BUY, asks), (SELL, bids)):
@@ -919,22 +931,38 @@ def _sweep(book: LockedBook, *, market: Market, actor: Any, reason: str, attempt
             continue
         orders = store.resting(market_pk=book.market.pk, side=side, limit=ladder[0].price, after=None, count=10_000)
         matches += house_takes_crossed(orders, ladder, terms)
-        crossed += orders
-    now = timezone.now()
-    ledger = _Ledger(
-        market=book.market, house=_HouseSide(optimistic=attempt == 1, assets=(book.market.base, book.market.quote))
-    )
-    settlement = Settlement(
-        now=now,
-        market_pk=book.market.pk,
-        actor_pk=getattr(actor, "pk", None),
-        history_reason=reason,
-        batch=ledger.batch,
-        checked_accounts=frozenset(),
-    )
-    _record_matches(ledger=ledger, matches=matches, settlement=settlement, market=market, book=book, taker=None)
-    store.settle(settlement)
-    return len(matches)
+    return matches
+
+
+def _sweep(book: LockedBook, *, market: Market, actor: Any, reason: str, attempt: int, moved: bool = False) -> int:
+    """Fill the resting orders that the house's quotes cross, as makers at their own prices. Returns the number of
+    trades. The house re-quotes from its new inventory at once (markets/ladder.py), so an order larger than the
+    quotes that crossed it would still cross them: rounds repeat until nothing crosses. ``moved``: the ladder
+    moved (a new reference price), a change of the book even when nothing crosses; nothing trades while halted."""
+    trades = 0
+    while True:
+        matches = _crossed_by_house(book) if book.market.status == MarketStatus.TRADING else []
+        if not matches and not moved:
+            return trades
+        ledger = _Ledger(
+            market=book.market,
+            house=_HouseSide(optimistic=attempt == 1, assets=(book.market.base, book.market.quote)),
+        )
+        settlement = Settlement(
+            now=timezone.now(),
+            market_pk=book.market.pk,
+            actor_pk=getattr(actor, "pk", None),
+            history_reason=reason,
+            batch=ledger.batch,
+            checked_accounts=frozenset(),
+        )
+        _record_matches(ledger=ledger, matches=matches, settlement=settlement, market=market, book=book, taker=None)
+        book_store().settle(settlement)
+        trades += len(matches)
+        if not matches:
+            return trades
+        moved = False
+        book = _lock_market(book.market.pk)  # the house's inventory after this round
 
 
 def market_price_set(*, market: Market, price: Any, actor: Any, reason: str = "") -> Market:
@@ -944,9 +972,15 @@ def market_price_set(*, market: Market, price: Any, actor: Any, reason: str = ""
     def run(attempt: int) -> Market:
         book = _lock_market(market.pk)
         updated = market_services.market_set_price(market=market, price=price, actor=actor, reason=reason)
+        moved = updated.reference_price != book.market.reference_price
         book.market.reference_price = updated.reference_price
         _sweep(
-            book, market=updated, actor=actor, reason=f"house quotes moved: {updated.reference_price}", attempt=attempt
+            book,
+            market=updated,
+            actor=actor,
+            reason=f"house quotes moved: {updated.reference_price}",
+            attempt=attempt,
+            moved=moved,
         )
         return updated
 
