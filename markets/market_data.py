@@ -37,13 +37,15 @@ class BookView:
 
 
 def _snapshot() -> Any:
-    """A transaction whose reads all see one committed state."""
+    """A transaction whose reads all see one committed state. Inside a transaction already (a caller's, or a test's)
+    the isolation level can no longer be set: the reads then see what that transaction sees."""
     atomic = transaction.atomic()
 
     class _Snapshot:
         def __enter__(self) -> None:
+            outermost = not connection.in_atomic_block
             atomic.__enter__()
-            if connection.vendor == "postgresql":
+            if outermost and connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
