@@ -724,7 +724,8 @@ def _place(request: OrderRequest, *, actor: Any, attempt: int) -> PlacedOrder:
         outcome = match_incoming(incoming, _liquidity(book, side=opposite, limit=limit), _terms(market))
         if outcome.reject_reason is not None:
             raise _Rejection(outcome.reject_reason, outcome.reject_message)
-        if request.order_type == OrderType.MARKET:
+        if request.order_type == OrderType.MARKET and outcome.matches:
+            # What it traded (a market order that self-trade prevention stopped before any match just expires).
             _check_notional(market, outcome.filled_quote, maximum=False)
         now = timezone.now()
         taker = _new_order(
