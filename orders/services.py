@@ -24,6 +24,7 @@ concurrent order, a deadlock or a serialization failure rolls back and is retrie
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import uuid
@@ -886,7 +887,8 @@ def _lock_market(market_pk: int) -> LockedBook:
 def order_cancel(*, order: Order, actor: Any, reason: str = EndReason.CANCELLED) -> Order:
     """Cancel a resting order and release its reservation. Of a cancel and a fill (or two cancels) of the same
     order exactly one wins: both lock the market first, and the order's state is read again under that lock."""
-    with transaction.atomic():
+
+    def run(attempt: int) -> Order:
         book = _lock_market(order.market_id)
         current = Order.objects.select_related("account", "market").get(pk=order.pk)
         if current.status not in RESTING_STATUSES:
@@ -895,75 +897,86 @@ def order_cancel(*, order: Order, actor: Any, reason: str = EndReason.CANCELLED)
                 details={"order_id": str(current.order_id), "status": current.status},
             )
         _cancel_in_book(book=book, orders=[current], actor=actor, reason=reason, now=timezone.now())
-    return current
+        return current
+
+    return _with_retries(run)
 
 
 def order_cancel_all(
     *, account: Account, actor: Any, market: Market | None = None, reason: str = EndReason.CANCELLED
 ) -> list[Order]:
-    """Cancel every resting order of an account (on one market, or all): markets are locked in id order first."""
+    """Cancel every resting order of an account (on one market, or all), one market at a time in id order, each
+    in its own transaction: one transaction locking a second market after the first one's balance rows would
+    break the lock order (market, then balance rows) and could deadlock with an order on that second market."""
     open_orders = Order.objects.filter(account=account, status__in=RESTING_STATUSES)
     if market is not None:
         open_orders = open_orders.filter(market=market)
     market_pks = sorted(set(open_orders.values_list("market_id", flat=True)))
+
+    def cancel_on(market_pk: int) -> list[Order]:
+        book = _lock_market(market_pk)
+        orders = list(
+            Order.objects.select_related("account", "market")
+            .filter(account=account, market_id=market_pk, status__in=RESTING_STATUSES)
+            .order_by("id")
+        )
+        return _cancel_in_book(book=book, orders=orders, actor=actor, reason=reason, now=timezone.now())
+
     cancelled: list[Order] = []
-    with transaction.atomic():
-        now = timezone.now()
-        for market_pk in market_pks:
-            book = _lock_market(market_pk)
-            orders = list(
-                Order.objects.select_related("account", "market")
-                .filter(account=account, market_id=market_pk, status__in=RESTING_STATUSES)
-                .order_by("id")
-            )
-            cancelled += _cancel_in_book(book=book, orders=orders, actor=actor, reason=reason, now=now)
+    for market_pk in market_pks:
+        cancelled += _with_retries(lambda attempt, pk=market_pk: cancel_on(pk))
     return cancelled
 
 
 # --- the house's ladder moves ------------------------------------------------------------------------------------
 def _crossed_by_house(book: LockedBook) -> list[Match]:
-    """The matches that fill the resting orders the house's quotes cross, as makers at their own prices."""
-    bids, asks = _ladder(book)
+    """The matches that fill the resting orders the house's quotes cross, as makers at their own prices. The house
+    re-quotes from its new inventory at once (markets/ladder.py), so an order larger than the quotes that crossed
+    it would still cross them: rounds repeat, on the inventory the earlier rounds left, until nothing crosses."""
     store = book_store()
-    matches: list[Match] = []
     terms = _terms(book.market)
-    for side, ladder in ((BUY, asks), (SELL, bids)):
-        if not ladder:
-            continue
-        orders = store.resting(market_pk=book.market.pk, side=side, limit=ladder[0].price, after=None, count=10_000)
-        matches += house_takes_crossed(orders, ladder, terms)
-    return matches
+    known: dict[int, BookOrder] = {}  # resting orders as the earlier rounds left them
+    matches: list[Match] = []
+    while True:
+        bids, asks = _ladder(book)
+        found: list[Match] = []
+        for side, ladder in ((BUY, asks), (SELL, bids)):
+            if not ladder:
+                continue
+            rows = store.resting(market_pk=book.market.pk, side=side, limit=ladder[0].price, after=None, count=10_000)
+            orders = [o for o in (known.setdefault(row.pk, row) for row in rows) if o.remaining > 0]
+            found += house_takes_crossed(orders, ladder, terms)
+        if not found:
+            return matches
+        matches += found
+        base, quote = book.base_inventory, book.quote_inventory
+        for match in found:  # the house sold base to resting buys, bought it from resting sells
+            sign = -1 if match.taker_side == SELL else 1
+            base, quote = base + sign * match.quantity, quote - sign * match.taker_quote
+        book = dataclasses.replace(book, base_inventory=base, quote_inventory=quote)
 
 
 def _sweep(book: LockedBook, *, market: Market, actor: Any, reason: str, attempt: int, moved: bool = False) -> int:
-    """Fill the resting orders that the house's quotes cross, as makers at their own prices. Returns the number of
-    trades. The house re-quotes from its new inventory at once (markets/ladder.py), so an order larger than the
-    quotes that crossed it would still cross them: rounds repeat until nothing crosses. ``moved``: the ladder
-    moved (a new reference price), a change of the book even when nothing crosses; nothing trades while halted."""
-    trades = 0
-    while True:
-        matches = _crossed_by_house(book) if book.market.status == MarketStatus.TRADING else []
-        if not matches and not moved:
-            return trades
-        ledger = _Ledger(
-            market=book.market,
-            house=_HouseSide(optimistic=attempt == 1, assets=(book.market.base, book.market.quote)),
-        )
-        settlement = Settlement(
-            now=timezone.now(),
-            market_pk=book.market.pk,
-            actor_pk=getattr(actor, "pk", None),
-            history_reason=reason,
-            batch=ledger.batch,
-            checked_accounts=frozenset(),
-        )
-        _record_matches(ledger=ledger, matches=matches, settlement=settlement, market=market, book=book, taker=None)
-        book_store().settle(settlement)
-        trades += len(matches)
-        if not matches:
-            return trades
-        moved = False
-        book = _lock_market(book.market.pk)  # the house's inventory after this round
+    """Fill the resting orders that the house's quotes cross, as makers at their own prices, in one settlement.
+    Returns the number of trades. ``moved``: the ladder moved (a new reference price), a change of the book even
+    when nothing crosses; nothing trades while the market is halted."""
+    matches = _crossed_by_house(book) if book.market.status == MarketStatus.TRADING else []
+    if not matches and not moved:
+        return 0
+    ledger = _Ledger(
+        market=book.market, house=_HouseSide(optimistic=attempt == 1, assets=(book.market.base, book.market.quote))
+    )
+    settlement = Settlement(
+        now=timezone.now(),
+        market_pk=book.market.pk,
+        actor_pk=getattr(actor, "pk", None),
+        history_reason=reason,
+        batch=ledger.batch,
+        checked_accounts=frozenset(),
+    )
+    _record_matches(ledger=ledger, matches=matches, settlement=settlement, market=market, book=book, taker=None)
+    book_store().settle(settlement)
+    return len(matches)
 
 
 def market_price_set(*, market: Market, price: Any, actor: Any, reason: str = "") -> Market:

@@ -7,6 +7,7 @@ BTC-USD at 65,000.00 (the house quotes 64,967.50 / 65,032.50), ETH-USD at 3,500.
 from __future__ import annotations
 
 import threading
+import time
 from decimal import Decimal as D
 from typing import Any
 
@@ -303,3 +304,79 @@ def test_a_cancel_racing_a_fill_lets_exactly_one_win_and_releases_the_funds_once
 
     report = reconcile()
     assert report.ok, report.discrepancies
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_cancel_all_across_markets_and_a_cancel_on_one_of_them_do_not_deadlock(postgres, monkeypatch):
+    """alice cancels all her orders (BTC-USD, then ETH-USD) while another of her clients cancels her ETH-USD buy.
+    The two are made to interleave at the worst moment: cancel-all has settled BTC-USD (her USD balance row is
+    locked) and is about to lock ETH-USD, which the single cancel holds and then needs her USD row for. Both must
+    succeed, each order cancelled once."""
+    from django.db import connections
+
+    from orders import services
+
+    operator = UserFactory(username="ops")
+    account_services.house_fund(asset="USD", amount="1000000", actor=operator)
+    alices = make_account(owner=UserFactory(username="alice"), label="alice", funds={"USD": "20000"})
+    btc, eth = Market.objects.get(symbol="BTC-USD"), Market.objects.get(symbol="ETH-USD")
+
+    def rest(market, price: str, quantity: str) -> Order:
+        request = services.OrderRequest(
+            account=alices,
+            market=market,
+            side="buy",
+            order_type="limit",
+            price=D(price),
+            quantity=D(quantity),
+        )
+        return services.order_place(request=request, actor=None)[0].order
+
+    btc_buy, eth_buy = rest(btc, "60000.00", "0.1"), rest(eth, "3000.00", "1")
+    cancel_all_waits, single_locked = threading.Event(), threading.Event()
+    real_lock = services._lock_market
+    cancel_all_thread: list[threading.Thread] = []
+
+    def lock_market(market_pk: int):
+        if threading.current_thread() in cancel_all_thread and market_pk == eth.pk:
+            cancel_all_waits.set()
+            single_locked.wait(timeout=10)
+            time.sleep(0.3)  # the single cancel is now waiting for alice's balance rows, if they are held
+        book = real_lock(market_pk)
+        if threading.current_thread() not in cancel_all_thread:
+            single_locked.set()
+        return book
+
+    monkeypatch.setattr(services, "_lock_market", lock_market)
+    results: dict[str, Any] = {}
+
+    def cancel_all() -> None:
+        try:
+            results["all"] = [o.order_id for o in services.order_cancel_all(account=alices, actor=None)]
+        except Exception as exc:
+            results["all"] = exc
+        finally:
+            connections.close_all()
+
+    def cancel_one() -> None:
+        try:
+            cancel_all_waits.wait(timeout=10)
+            results["one"] = services.order_cancel(order=eth_buy, actor=None).status
+        except Exception as exc:
+            results["one"] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=cancel_all), threading.Thread(target=cancel_one)]
+    cancel_all_thread.append(threads[0])
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert results["one"] == "cancelled", results
+    assert results["all"] == [btc_buy.order_id], results
+    assert {o.status for o in Order.objects.filter(pk__in=[btc_buy.pk, eth_buy.pk])} == {"cancelled"}
+    assert JournalEntry.objects.filter(kind="release").count() == 2
+    assert balances_of(alices)["USD"] == (D("20000"), D("0"))
