@@ -777,7 +777,14 @@ def _place(request: OrderRequest, *, actor: Any, attempt: int) -> PlacedOrder:
     if outcome.rest_quantity and _rests_across_house(request, book):
         # It took every house quote up to its limit and the house re-quotes at once: filled by the house at its own
         # price, so the book is not crossed after the commit.
-        _sweep(_lock_market(market.pk), market=request.market, actor=actor, reason="house re-quoted", attempt=attempt)
+        _sweep(
+            _lock_market(market.pk),
+            market=request.market,
+            actor=actor,
+            reason="house re-quoted",
+            attempt=attempt,
+            house=ledger.house,
+        )
         taker = Order.objects.select_related("account", "market").get(pk=taker.pk)
         return PlacedOrder(taker, list(taker.fills.select_related("trade", "trade__journal_entry").order_by("id")))
     taker_fills = [f for f in settlement.fills if f.liquidity == LiquidityRole.TAKER]
@@ -956,16 +963,26 @@ def _crossed_by_house(book: LockedBook) -> list[Match]:
         book = dataclasses.replace(book, base_inventory=base, quote_inventory=quote)
 
 
-def _sweep(book: LockedBook, *, market: Market, actor: Any, reason: str, attempt: int, moved: bool = False) -> int:
+def _sweep(
+    book: LockedBook,
+    *,
+    market: Market,
+    actor: Any,
+    reason: str,
+    attempt: int,
+    moved: bool = False,
+    house: _HouseSide | None = None,
+) -> int:
     """Fill the resting orders that the house's quotes cross, as makers at their own prices, in one settlement.
     Returns the number of trades. ``moved``: the ladder moved (a new reference price), a change of the book even
-    when nothing crosses; nothing trades while the market is halted."""
+    when nothing crosses; nothing trades while the market is halted. ``house``: the house side of a settlement
+    this transaction made already, so the sweep's books are the shards it locked."""
     matches = _crossed_by_house(book) if book.market.status == MarketStatus.TRADING else []
     if not matches and not moved:
         return 0
-    ledger = _Ledger(
-        market=book.market, house=_HouseSide(optimistic=attempt == 1, assets=(book.market.base, book.market.quote))
-    )
+    if house is None:
+        house = _HouseSide(optimistic=attempt == 1, assets=(book.market.base, book.market.quote))
+    ledger = _Ledger(market=book.market, house=house)
     settlement = Settlement(
         now=timezone.now(),
         market_pk=book.market.pk,
