@@ -130,3 +130,13 @@ def alice_account(alice: Any) -> Any:
     from tests.factories import make_account
 
     return make_account(owner=alice, label="main", funds={"USD": "10000"})
+
+
+@pytest.fixture
+def house(operator_user: Any) -> None:
+    """The house funded by the operator, so that its ladder quotes every market in full: 80 BTC, 800 ETH and
+    8,000,000 USD and USDT."""
+    from accounts import services as account_services
+
+    for asset, amount in {"BTC": "80", "ETH": "800", "USD": "8000000", "USDT": "8000000"}.items():
+        account_services.house_fund(asset=asset, amount=amount, actor=operator_user)

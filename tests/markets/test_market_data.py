@@ -30,12 +30,6 @@ SPELLINGS = ["BTC-USD", "BTC/USD", "btc_usd", "BTCUSD"]
 
 
 @pytest.fixture
-def house(operator_user):
-    for asset, amount in {"BTC": "80", "ETH": "800", "USD": "8000000", "USDT": "8000000"}.items():
-        account_services.house_fund(asset=asset, amount=amount, actor=operator_user)
-
-
-@pytest.fixture
 def alice_books(alice, house):
     return make_account(owner=alice, label="alice", funds={"BTC": "2", "USD": "50000"})
 

@@ -11,7 +11,6 @@ from decimal import Decimal as D
 
 import pytest
 
-from accounts import services as account_services
 from markets.models import Market
 from orders.models import Fill, Order
 from orders.services import OrderRequest, order_place
@@ -22,9 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def market(operator_user):
-    for asset, amount in {"BTC": "80", "USD": "8000000"}.items():
-        account_services.house_fund(asset=asset, amount=amount, actor=operator_user)
+def market(house):
     return Market.objects.get(symbol="BTC-USD")
 
 

@@ -12,7 +12,6 @@ from decimal import Decimal as D
 
 import pytest
 
-from accounts import services as account_services
 from ledger.models import JournalEntry
 from ledger.reconciliation import reconcile
 from markets.models import Market
@@ -21,12 +20,6 @@ from tests.factories import make_account
 from tests.helpers import balances_of, lines_of
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def house(operator_user):
-    for asset, amount in {"BTC": "80", "ETH": "800", "USD": "8000000", "USDT": "8000000"}.items():
-        account_services.house_fund(asset=asset, amount=amount, actor=operator_user)
 
 
 @pytest.fixture

@@ -28,10 +28,13 @@ import httpx
 import psycopg
 import pytest
 
-from tests.e2e.conftest import manage, pg_service_database_url, seed_keys  # noqa: F401 (a fixture)
+from tests.e2e import conftest as e2e
+from tests.e2e.conftest import client, every, manage, seed_keys
 from tests.support.processes import ServiceProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+# The end-to-end tests' service on its own fresh PostgreSQL database, with the options below.
+pg_service_database_url, service = e2e.pg_service_database_url, e2e.service
 
 CLIENTS = 16
 SECONDS = 20.0
@@ -60,21 +63,10 @@ EXPECTED_REJECTIONS = {"insufficient_balance", "insufficient_liquidity", "post_o
 
 
 @pytest.fixture
-def service(pg_service_database_url: str, tmp_path: Path):  # noqa: F811
-    process = ServiceProcess(
-        database_url=pg_service_database_url,
-        log_dir=tmp_path,
-        # Most of an order's time under load is waiting for its market's lock: more workers than cores keep the
-        # other markets busy meanwhile.
-        workers=6,
-        env={"CONFIG_SERVICE_URL": "", "SERVICE_HOST": "127.0.0.1", "LOG_LEVEL": "WARNING"},
-        extra_args=["--no-seed"],
-    )
-    try:
-        process.start()
-        yield process
-    finally:
-        process.stop()
+def service_options() -> dict[str, Any]:
+    # Most of an order's time under load is waiting for its market's lock: more workers than cores keep the other
+    # markets busy meanwhile.
+    return {"workers": 6, "env": {"LOG_LEVEL": "WARNING"}}
 
 
 class Tally:
@@ -170,29 +162,22 @@ class Trader:
         symbol = rng.choices(list(MARKETS), weights=WEIGHTS)[0]
         side = rng.choice(["buy", "sell"])
         roll = rng.random()
-        if roll < 0.36:
-            self.order(
-                {
-                    "symbol": symbol,
-                    "side": side,
-                    "order_type": "limit",
-                    "price": self.price_near(symbol, side, through=False),
-                    "quantity": self.quantity(symbol),
-                    "post_only": rng.random() < 0.25,
-                }
-            )
-        elif roll < 0.56:
-            self.order(
-                {
-                    "symbol": symbol,
-                    "side": side,
-                    "order_type": "limit",
-                    "price": self.price_near(symbol, side, through=True),
-                    "quantity": self.quantity(symbol),
-                    "time_in_force": rng.choice(["gtc", "ioc", "fok"]),
-                    "self_trade_prevention": rng.choice(["expire_taker", "expire_maker", "expire_both"]),
-                }
-            )
+        if roll < 0.56:
+            # Resting near the touch (some post-only), or crossing with a time in force and a self-trade mode.
+            through = roll >= 0.36
+            body = {
+                "symbol": symbol,
+                "side": side,
+                "order_type": "limit",
+                "price": self.price_near(symbol, side, through=through),
+                "quantity": self.quantity(symbol),
+            }
+            if through:
+                body["time_in_force"] = rng.choice(["gtc", "ioc", "fok"])
+                body["self_trade_prevention"] = rng.choice(["expire_taker", "expire_maker", "expire_both"])
+            else:
+                body["post_only"] = rng.random() < 0.25
+            self.order(body)
         elif roll < 0.74:
             if symbol != "ETH-BTC" and rng.random() < 0.3:
                 amount = {"quote_quantity": f"{rng.randint(20, 3000)}"}
@@ -215,19 +200,7 @@ class Trader:
 
 
 def api(service: ServiceProcess, key: str) -> httpx.Client:
-    return httpx.Client(base_url=f"{service.base_url}/api/v1", headers={"Authorization": f"Api-Key {key}"}, timeout=30)
-
-
-def every(client: httpx.Client, path: str, key: str, **params: Any) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    response = client.get(path, params={"limit": 500, **params})
-    while True:
-        assert response.status_code == 200, response.text
-        body = response.json()
-        items += body[key]
-        if not body["next"]:
-            return items
-        response = client.get(body["next"])
+    return client(service, key, timeout=30)
 
 
 def test_sixteen_clients_trading_the_book_for_twenty_seconds_leave_it_consistent(
@@ -247,7 +220,7 @@ def test_sixteen_clients_trading_the_book_for_twenty_seconds_leave_it_consistent
         deadline = started + SECONDS
         moves = Counter()
 
-        def client(n: int) -> None:
+        def trade(n: int) -> None:
             try:
                 with api(service, keys[f"trader-{n % TRADERS}"]) as http:
                     trader = Trader(n, http, accounts[n % TRADERS], prices, tally)
@@ -275,7 +248,7 @@ def test_sixteen_clients_trading_the_book_for_twenty_seconds_leave_it_consistent
                     prices[symbol] = price
                     moves[symbol] += 1
 
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+        threads = [threading.Thread(target=trade, args=(n,)) for n in range(CLIENTS)]
         threads.append(threading.Thread(target=operator))
         for thread in threads:
             thread.start()

@@ -24,12 +24,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def house(operator_user):
-    for asset, amount in {"BTC": "80", "ETH": "800", "USD": "8000000", "USDT": "8000000"}.items():
-        account_services.house_fund(asset=asset, amount=amount, actor=operator_user)
-
-
-@pytest.fixture
 def alices(alice, house):
     return make_account(owner=alice, label="alice", funds={"BTC": "1", "USD": "30000"})
 

@@ -11,19 +11,12 @@ from decimal import Decimal as D
 
 import pytest
 
-from accounts import services as account_services
 from ledger.models import JournalEntry
 from orders.models import Order, Trade
 from tests.factories import make_account
 from tests.helpers import balances_of, lines_of, money_snapshot
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def house(operator_user):
-    for asset, amount in {"BTC": "80", "USD": "8000000"}.items():
-        account_services.house_fund(asset=asset, amount=amount, actor=operator_user)
 
 
 @pytest.fixture
