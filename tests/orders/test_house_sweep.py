@@ -220,15 +220,22 @@ def test_a_limit_order_that_walks_past_the_whole_ladder_does_not_rest_across_the
 
 
 def test_if_the_crossed_orders_cannot_be_settled_the_price_does_not_move_either(alice_client, alices, monkeypatch):
-    from orders import services, store
+    from orders import services
 
     rest = place(alice_client, alices, side="buy", price="64900.00", quantity="0.1")
     entries, versions = JournalEntry.objects.count(), Market.objects.get(symbol="BTC-USD").history.count()
+    store = services.book_store
 
-    def broken(self, settlement):
-        raise RuntimeError("the database went away")
+    class BrokenStore:
+        """The order path's store (whichever the database uses), failing to write the settlement."""
 
-    monkeypatch.setattr(store.OrmBookStore, "settle", broken)
+        def __getattr__(self, name):
+            return getattr(store(), name)
+
+        def settle(self, settlement):
+            raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(services, "book_store", BrokenStore)
     with pytest.raises(RuntimeError):
         services.market_price_set(market=Market.objects.get(symbol="BTC-USD"), price="64800.00", actor=None)
     monkeypatch.undo()
