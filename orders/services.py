@@ -1018,6 +1018,16 @@ def market_price_set(*, market: Market, price: Any, actor: Any, reason: str = ""
     return _with_retries(run)
 
 
+def market_quotes_refresh(*, market: Market, actor: Any, reason: str = "house quotes changed") -> int:
+    """The settings the house's ladder is derived from changed (spread, ladder, tick, house quoting): the book moved
+    (its sequence increases) and the resting orders the new quotes cross are filled. Returns the number of trades."""
+    return _with_retries(
+        lambda attempt: _sweep(
+            _lock_market(market.pk), market=market, actor=actor, reason=reason, attempt=attempt, moved=True
+        )
+    )
+
+
 def market_status_set(*, market: Market, status: str, actor: Any, reason: str = "") -> Market:
     """Halt or resume a market. Resting orders stay in the book while it is halted; on resume, those the house's
     quotes cross are filled at once."""
