@@ -16,6 +16,9 @@ from markets import services
 from markets.models import Market, MarketStatus
 from orders import services as order_services
 
+# The settings the house's ladder is derived from (markets/ladder.py): changing one moves the book.
+LADDER_FIELDS = {"spread_bps", "house_quoting", "ladder_levels", "ladder_step_bps", "ladder_size", "price_tick"}
+
 
 class PriceForm(ActionForm):
     price = forms.CharField(max_length=40, help_text="The new reference (mid) price, at the quote asset's precision.")
@@ -86,7 +89,7 @@ class MarketAdmin(SimpleHistoryAdmin):
     )
     list_filter = ("status", "quote_asset")
     search_fields = ("symbol",)
-    readonly_fields = ("symbol", "base_asset", "quote_asset", "price_updated_at", "updated_at")
+    readonly_fields = ("symbol", "base_asset", "quote_asset", "book_sequence", "price_updated_at", "updated_at")
     actions = ["halt", "resume"]
     change_form_template = "admin/exchange/change_form_with_actions.html"
 
@@ -114,18 +117,24 @@ class MarketAdmin(SimpleHistoryAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: Market, form: Any, change: bool) -> None:
-        # The price goes through the service (validation, lock, history with the operator); the trading rules
-        # are plain settings saved with the operator recorded in history.
-        price = obj.reference_price
+        # Only the fields the operator edited are written: the rest of the row (the book's sequence, a price or a
+        # status set meanwhile) is not written back as the form last saw it. The price and the status go through
+        # their services (validation, lock, history with the operator, the house's quotes sweeping what they
+        # cross); so does any other change of the house's ladder.
         obj._history_user = request.user  # type: ignore[attr-defined]
-        if "reference_price" in form.changed_data:
+        price, status = obj.reference_price, obj.status
+        rules = [name for name in form.changed_data if name not in ("reference_price", "status")]
+        if rules:
             original = Market.objects.get(pk=obj.pk)
-            obj.reference_price = original.reference_price
-            super().save_model(request, obj, form, change)
+            obj.reference_price, obj.status = original.reference_price, original.status
+            obj.save(update_fields=[*rules, "updated_at"])
+        if "reference_price" in form.changed_data:
             order_services.market_price_set(market=obj, price=price, actor=request.user, reason="admin")
-            obj.refresh_from_db()
-        else:
-            super().save_model(request, obj, form, change)
+        elif LADDER_FIELDS & set(rules):
+            order_services.market_quotes_refresh(market=obj, actor=request.user, reason="admin: house quotes")
+        if "status" in form.changed_data:
+            order_services.market_status_set(market=obj, status=status, actor=request.user, reason="admin")
+        obj.refresh_from_db()
 
     @admin.action(description="Halt trading on selected markets")
     def halt(self, request: HttpRequest, queryset: Any) -> None:

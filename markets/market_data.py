@@ -37,7 +37,8 @@ class BookView:
 
 
 def _snapshot() -> Any:
-    """A transaction whose reads all see one committed state."""
+    """A transaction whose reads all see one committed state. Inside a transaction already (a caller's, or a test's)
+    the isolation level can no longer be set: the reads then see what that transaction sees."""
     atomic = transaction.atomic()
 
     class _Snapshot:

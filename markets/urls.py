@@ -16,7 +16,7 @@ urlpatterns = [
     re_path(rf"^markets/{SYMBOL}/trades$", apis.MarketTapeApi.as_view(), name="market-trades"),
     re_path(rf"^markets/{SYMBOL}/ticker$", apis.MarketTickerApi.as_view(), name="market-ticker"),
     re_path(rf"^markets/{SYMBOL}/candles$", apis.MarketCandlesApi.as_view(), name="market-candles"),
-    # Last: "BTC/USD" (the slash spelling) would otherwise take "BTCUSD/halt" for a symbol.
+    # After the routes under a market: "BTCUSD/book" also reads as a slash-separated symbol.
     re_path(rf"^markets/{SYMBOL}$", apis.MarketDetailApi.as_view(), name="market-detail"),
     # The names the ecosystem's plans use for the same data.
     re_path(rf"^orderbook/{SYMBOL}$", apis.MarketBookApi.as_view(), name="orderbook"),

@@ -24,6 +24,7 @@ concurrent order, a deadlock or a serialization failure rolls back and is retrie
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import uuid
@@ -728,7 +729,8 @@ def _place(request: OrderRequest, *, actor: Any, attempt: int) -> PlacedOrder:
         outcome = match_incoming(incoming, _liquidity(book, side=opposite, limit=limit), _terms(market))
         if outcome.reject_reason is not None:
             raise _Rejection(outcome.reject_reason, outcome.reject_message)
-        if request.order_type == OrderType.MARKET:
+        if request.order_type == OrderType.MARKET and outcome.matches:
+            # What it traded (a market order that self-trade prevention stopped before any match just expires).
             _check_notional(market, outcome.filled_quote, maximum=False)
         now = timezone.now()
         taker = _new_order(
@@ -776,8 +778,31 @@ def _place(request: OrderRequest, *, actor: Any, attempt: int) -> PlacedOrder:
         return _reject(
             request, actor=actor, reason=RejectReason.INSUFFICIENT_BALANCE, message=exc.message, order_id=order_id
         )
+    if outcome.rest_quantity and _rests_across_house(request, book):
+        # It took every house quote up to its limit and the house re-quotes at once: filled by the house at its own
+        # price, so the book is not crossed after the commit.
+        _sweep(
+            _lock_market(market.pk),
+            market=request.market,
+            actor=actor,
+            reason="house re-quoted",
+            attempt=attempt,
+            house=ledger.house,
+        )
+        taker = Order.objects.select_related("account", "market").get(pk=taker.pk)
+        return PlacedOrder(taker, list(taker.fills.select_related("trade", "trade__journal_entry").order_by("id")))
     taker_fills = [f for f in settlement.fills if f.liquidity == LiquidityRole.TAKER]
     return PlacedOrder(taker, taker_fills)
+
+
+def _rests_across_house(request: OrderRequest, book: LockedBook) -> bool:
+    """Whether a resting remainder at the request's price crosses the house's best opposite quote before the order
+    matched (its quotes after the order are the same or further away: the house has no more to give than before)."""
+    bids, asks = _ladder(book)
+    best = asks if request.side == BUY else bids
+    if not best or request.price is None:
+        return False
+    return request.price >= best[0].price if request.side == BUY else request.price <= best[0].price
 
 
 def _replay(request: OrderRequest) -> Order | None:
@@ -873,7 +898,8 @@ def _lock_market(market_pk: int) -> LockedBook:
 def order_cancel(*, order: Order, actor: Any, reason: str = EndReason.CANCELLED) -> Order:
     """Cancel a resting order and release its reservation. Of a cancel and a fill (or two cancels) of the same
     order exactly one wins: both lock the market first, and the order's state is read again under that lock."""
-    with transaction.atomic():
+
+    def run(attempt: int) -> Order:
         book = _lock_market(order.market_id)
         current = Order.objects.select_related("account", "market").get(pk=order.pk)
         if current.status not in RESTING_STATUSES:
@@ -882,54 +908,87 @@ def order_cancel(*, order: Order, actor: Any, reason: str = EndReason.CANCELLED)
                 details={"order_id": str(current.order_id), "status": current.status},
             )
         _cancel_in_book(book=book, orders=[current], actor=actor, reason=reason, now=timezone.now())
-    return current
+        return current
+
+    return _with_retries(run)
 
 
 def order_cancel_all(
     *, account: Account, actor: Any, market: Market | None = None, reason: str = EndReason.CANCELLED
 ) -> list[Order]:
-    """Cancel every resting order of an account (on one market, or all): markets are locked in id order first."""
+    """Cancel every resting order of an account (on one market, or all), one market at a time in id order, each
+    in its own transaction: one transaction locking a second market after the first one's balance rows would
+    break the lock order (market, then balance rows) and could deadlock with an order on that second market."""
     open_orders = Order.objects.filter(account=account, status__in=RESTING_STATUSES)
     if market is not None:
         open_orders = open_orders.filter(market=market)
     market_pks = sorted(set(open_orders.values_list("market_id", flat=True)))
+
+    def cancel_on(market_pk: int) -> list[Order]:
+        book = _lock_market(market_pk)
+        orders = list(
+            Order.objects.select_related("account", "market")
+            .filter(account=account, market_id=market_pk, status__in=RESTING_STATUSES)
+            .order_by("id")
+        )
+        return _cancel_in_book(book=book, orders=orders, actor=actor, reason=reason, now=timezone.now())
+
     cancelled: list[Order] = []
-    with transaction.atomic():
-        now = timezone.now()
-        for market_pk in market_pks:
-            book = _lock_market(market_pk)
-            orders = list(
-                Order.objects.select_related("account", "market")
-                .filter(account=account, market_id=market_pk, status__in=RESTING_STATUSES)
-                .order_by("id")
-            )
-            cancelled += _cancel_in_book(book=book, orders=orders, actor=actor, reason=reason, now=now)
+    for market_pk in market_pks:
+        cancelled += _with_retries(lambda attempt, pk=market_pk: cancel_on(pk))
     return cancelled
 
 
 # --- the house's ladder moves ------------------------------------------------------------------------------------
-def _sweep(book: LockedBook, *, market: Market, actor: Any, reason: str, attempt: int) -> int:
-    """Fill the resting orders that the house's (new) quotes cross, as makers at their own prices. Returns the
-    number of trades."""
-    if book.market.status != MarketStatus.TRADING:
-        return 0
-    bids, asks = _ladder(book)
+def _crossed_by_house(book: LockedBook) -> list[Match]:
+    """The matches that fill the resting orders the house's quotes cross, as makers at their own prices. The house
+    re-quotes from its new inventory at once (markets/ladder.py), so an order larger than the quotes that crossed
+    it would still cross them: rounds repeat, on the inventory the earlier rounds left, until nothing crosses."""
     store = book_store()
-    crossed: list[BookOrder] = []
-    matches: list[Match] = []
     terms = _terms(book.market)
-    for side, ladder in ((BUY, asks), (SELL, bids)):
-        if not ladder:
-            continue
-        orders = store.resting(market_pk=book.market.pk, side=side, limit=ladder[0].price, after=None, count=10_000)
-        matches += house_takes_crossed(orders, ladder, terms)
-        crossed += orders
-    now = timezone.now()
-    ledger = _Ledger(
-        market=book.market, house=_HouseSide(optimistic=attempt == 1, assets=(book.market.base, book.market.quote))
-    )
+    known: dict[int, BookOrder] = {}  # resting orders as the earlier rounds left them
+    matches: list[Match] = []
+    while True:
+        bids, asks = _ladder(book)
+        found: list[Match] = []
+        for side, ladder in ((BUY, asks), (SELL, bids)):
+            if not ladder:
+                continue
+            rows = store.resting(market_pk=book.market.pk, side=side, limit=ladder[0].price, after=None, count=10_000)
+            orders = [o for o in (known.setdefault(row.pk, row) for row in rows) if o.remaining > 0]
+            found += house_takes_crossed(orders, ladder, terms)
+        if not found:
+            return matches
+        matches += found
+        base, quote = book.base_inventory, book.quote_inventory
+        for match in found:  # the house sold base to resting buys, bought it from resting sells
+            sign = -1 if match.taker_side == SELL else 1
+            base, quote = base + sign * match.quantity, quote - sign * match.taker_quote
+        book = dataclasses.replace(book, base_inventory=base, quote_inventory=quote)
+
+
+def _sweep(
+    book: LockedBook,
+    *,
+    market: Market,
+    actor: Any,
+    reason: str,
+    attempt: int,
+    moved: bool = False,
+    house: _HouseSide | None = None,
+) -> int:
+    """Fill the resting orders that the house's quotes cross, as makers at their own prices, in one settlement.
+    Returns the number of trades. ``moved``: the ladder moved (a new reference price), a change of the book even
+    when nothing crosses; nothing trades while the market is halted. ``house``: the house side of a settlement
+    this transaction made already, so the sweep's books are the shards it locked."""
+    matches = _crossed_by_house(book) if book.market.status == MarketStatus.TRADING else []
+    if not matches and not moved:
+        return 0
+    if house is None:
+        house = _HouseSide(optimistic=attempt == 1, assets=(book.market.base, book.market.quote))
+    ledger = _Ledger(market=book.market, house=house)
     settlement = Settlement(
-        now=now,
+        now=timezone.now(),
         market_pk=book.market.pk,
         actor_pk=getattr(actor, "pk", None),
         history_reason=reason,
@@ -937,7 +996,7 @@ def _sweep(book: LockedBook, *, market: Market, actor: Any, reason: str, attempt
         checked_accounts=frozenset(),
     )
     _record_matches(ledger=ledger, matches=matches, settlement=settlement, market=market, book=book, taker=None)
-    store.settle(settlement)
+    book_store().settle(settlement)
     return len(matches)
 
 
@@ -948,13 +1007,29 @@ def market_price_set(*, market: Market, price: Any, actor: Any, reason: str = ""
     def run(attempt: int) -> Market:
         book = _lock_market(market.pk)
         updated = market_services.market_set_price(market=market, price=price, actor=actor, reason=reason)
+        moved = updated.reference_price != book.market.reference_price
         book.market.reference_price = updated.reference_price
         _sweep(
-            book, market=updated, actor=actor, reason=f"house quotes moved: {updated.reference_price}", attempt=attempt
+            book,
+            market=updated,
+            actor=actor,
+            reason=f"house quotes moved: {updated.reference_price}",
+            attempt=attempt,
+            moved=moved,
         )
         return updated
 
     return _with_retries(run)
+
+
+def market_quotes_refresh(*, market: Market, actor: Any, reason: str = "house quotes changed") -> int:
+    """The settings the house's ladder is derived from changed (spread, ladder, tick, house quoting): the book moved
+    (its sequence increases) and the resting orders the new quotes cross are filled. Returns the number of trades."""
+    return _with_retries(
+        lambda attempt: _sweep(
+            _lock_market(market.pk), market=market, actor=actor, reason=reason, attempt=attempt, moved=True
+        )
+    )
 
 
 def market_status_set(*, market: Market, status: str, actor: Any, reason: str = "") -> Market:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -28,13 +29,19 @@ def pg_service_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture
-def service(pg_service_database_url: str, tmp_path: Path) -> Iterator[ServiceProcess]:
+def service_options() -> dict[str, Any]:
+    """How ``service`` runs: a module that imports the fixture may override this one (workers, environment)."""
+    return {"workers": 2, "env": {}}
+
+
+@pytest.fixture
+def service(pg_service_database_url: str, tmp_path: Path, service_options: dict[str, Any]) -> Iterator[ServiceProcess]:
     """The service with two gunicorn workers, no demo data and no remote configuration (local defaults only)."""
     process = ServiceProcess(
         database_url=pg_service_database_url,
         log_dir=tmp_path,
-        workers=2,
-        env={"CONFIG_SERVICE_URL": "", "SERVICE_HOST": "127.0.0.1"},
+        workers=service_options["workers"],
+        env={"CONFIG_SERVICE_URL": "", "SERVICE_HOST": "127.0.0.1", **service_options["env"]},
         extra_args=["--no-seed"],
     )
     try:
@@ -61,3 +68,23 @@ def seed_keys(process: ServiceProcess, spec: dict[str, Any], tmp_path: Path) -> 
         username, _scopes, key = line.split("\t")
         keys[username] = key
     return keys
+
+
+def client(service: ServiceProcess, key: str, *, timeout: float = 15) -> httpx.Client:
+    """An HTTP client of the service's API, authenticated with ``key``."""
+    return httpx.Client(
+        base_url=f"{service.base_url}/api/v1", headers={"Authorization": f"Api-Key {key}"}, timeout=timeout
+    )
+
+
+def every(api: httpx.Client, path: str, results_key: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a cursor-paginated list, following ``next``."""
+    items: list[dict[str, Any]] = []
+    response = api.get(path, params={"limit": 500, **params})
+    while True:
+        assert response.status_code == 200, response.text
+        body = response.json()
+        items.extend(body[results_key])
+        if not body["next"]:
+            return items
+        response = api.get(body["next"])

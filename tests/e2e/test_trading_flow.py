@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import manage, seed_keys
+from tests.e2e.conftest import client, every, manage, seed_keys
 from tests.support.processes import ServiceProcess
 
 D = Decimal
@@ -35,23 +35,6 @@ SEED = {
         {"username": "quant-trader", "scopes": ["read", "trade"]},  # accounts are opened over HTTP
     ],
 }
-
-
-def client(service: ServiceProcess, key: str) -> httpx.Client:
-    return httpx.Client(base_url=f"{service.base_url}/api/v1", headers={"Authorization": f"Api-Key {key}"}, timeout=15)
-
-
-def every(api: httpx.Client, path: str, results_key: str, **params: Any) -> list[dict[str, Any]]:
-    """Every item of a cursor-paginated list, following ``next``."""
-    items: list[dict[str, Any]] = []
-    response = api.get(path, params={"limit": 500, **params})
-    while True:
-        assert response.status_code == 200, response.text
-        body = response.json()
-        items.extend(body[results_key])
-        if not body["next"]:
-            return items
-        response = api.get(body["next"])
 
 
 def ceil_to(value: Decimal, asset: str) -> Decimal:

@@ -212,6 +212,42 @@ def test_market_rules_edited_in_the_admin_are_kept_in_history(admin_client, admi
     assert (latest.spread_bps, latest.history_user) == (D("20"), admin_user)
 
 
+def test_a_spread_edited_in_the_admin_moves_the_book_and_fills_what_the_house_now_crosses(admin_client, house):
+    from tests.helpers import balances_of
+
+    market = Market.objects.get(symbol="BTC-USD")
+    alices = make_account(label="alice", funds={"USD": "10000"})
+    # Inside the 10 bps spread: the house asks 65,032.50. 6,502.00 + 5 bps (3.251 -> 3.26) locked.
+    rest, _ = services.order_place(
+        request=services.OrderRequest(
+            account=alices,
+            market=market,
+            side="buy",
+            order_type="limit",
+            price=D("65020.00"),
+            quantity=D("0.1"),
+        ),
+        actor=None,
+    )
+    data = market_form_data(admin_client, market, spread_bps="2")
+    # While the operator edits, the book changes: the sequence the form was rendered with is out of date.
+    place(make_account(label="bob", funds={"USD": "1000"}), quantity="0.01")
+    market.refresh_from_db()
+    before = market.book_sequence
+
+    response = admin_client.post(reverse("admin:markets_market_change", args=[market.pk]), data)
+
+    assert response.status_code == 302
+    market.refresh_from_db()
+    assert market.spread_bps == D("2")
+    assert market.book_sequence > before
+    # At 2 bps the house asks 65,006.50, below alice's bid: it fills her at her price.
+    order = Order.objects.get(pk=rest.order.pk)
+    assert (order.status, order.filled_quote, order.fee) == ("filled", D("6502.00"), D("3.26"))
+    assert Trade.objects.get(maker_order=order).taker_order is None
+    assert balances_of(alices)["USD"] == (D("3494.74"), D("0"))
+
+
 @pytest.mark.parametrize("price", ["0", "-5", "65000.001"])
 def test_bad_price_in_the_admin_is_shown_as_a_form_error_and_changes_nothing(admin_client, price):
     market = Market.objects.get(symbol="BTC-USD")
