@@ -3,11 +3,13 @@
     .venv/bin/python benchmarks/components.py
 
 What each step of a market order costs on a warm process and an idle machine: the reads before the transaction
-(API-key authentication, the account and the market), input checks, the two database steps of the book store
-(``lock_book`` = ``exchange_book_lock``, ``settle`` = ``exchange_settle`` on PostgreSQL, each timed inside real
-orders), matching on the locked book, the whole service call and the response body. It calls a few private helpers
-of ``orders.services`` (``_liquidity``, ``_terms``) directly; if they are renamed, adjust this diagnostic, not the
-service. CPU is this process's (Python, psycopg); wall time adds PostgreSQL's work and the round trip.
+(API-key authentication, the account and the market: cached per process once seen), input checks, the two
+database steps of the book store (``lock_book`` = ``exchange_book_lock``, ``settle`` = ``exchange_settle`` on
+PostgreSQL, each timed inside real orders), matching on the locked book, the whole service call and the response
+body. It calls a few private helpers of ``orders.services`` (``_liquidity``, ``_terms``) directly; if they are
+renamed, adjust this diagnostic, not the service. CPU is this process's (Python, psycopg); wall time adds
+PostgreSQL's work and the round trip. The three "inside order_place" rows time each call of the store's two
+steps and of the transaction's exit during real orders.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def run(seeded: dict[str, Any], repeat: int) -> None:
     from markets import selectors as market_selectors
     from orders import services
     from orders.matching import Incoming, match_incoming
-    from orders.serializers import OrderOut
+    from orders.rendering import order_json
     from orders.store import book_store
 
     client = seeded["clients"][0]
@@ -135,10 +137,10 @@ def run(seeded: dict[str, Any], repeat: int) -> None:
     steps = [
         ("API-key authentication (ApiKeyAuthentication.authenticate)", lambda: auth.authenticate(http_request)),
         (
-            "account_get",
-            lambda: account_selectors.account_get(account_id=client["account_id"], user=account.owner, key=None),
+            "account_for_trading (cached per process)",
+            lambda: account_selectors.account_for_trading(account_id=client["account_id"], user=account.owner),
         ),
-        ("market_get", lambda: market_selectors.market_get(symbol="BTC-USD")),
+        ("market_for_trading (cached per process)", lambda: market_selectors.market_for_trading(symbol="BTC-USD")),
         ("order_request_validate (no query)", lambda: services.order_request_validate(request=request("buy"))),
         ("BEGIN + exchange_book_lock + COMMIT (lock_book alone)", lock_book),
         (
@@ -149,19 +151,21 @@ def run(seeded: dict[str, Any], repeat: int) -> None:
         ),
         ("BEGIN + SELECT 1 + COMMIT (an empty transaction)", lambda: _empty_transaction(connection, transaction)),
         ("order_place, the whole service call (no HTTP)", place),
-        (
-            "OrderOut(order).data (the response body)",
-            lambda: OrderOut(placed.order, context={"fills": placed.fills}).data,
-        ),
+        ("order_json(order, fills) (the response body)", lambda: order_json(placed.order, placed.fills)),
     ]
     for label, call in steps:
         measure(label, call, repeat)
     store_cls = type(store)
-    with _Timed(store_cls, "lock_book") as lock, _Timed(store_cls, "settle") as settle:
+    with (
+        _Timed(store_cls, "lock_book") as lock,
+        _Timed(store_cls, "settle") as settle,
+        _Timed(transaction.Atomic, "__exit__") as commit,
+    ):
         for _ in range(repeat):
             place()
     lock.row(f"{store_cls.__name__}.lock_book inside order_place")
     settle.row(f"{store_cls.__name__}.settle inside order_place")
+    commit.row("COMMIT inside order_place (Atomic.__exit__: the deferred balance and foreign-key checks)")
 
 
 def _empty_transaction(connection: Any, transaction: Any) -> None:

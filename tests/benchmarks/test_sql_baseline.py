@@ -51,7 +51,6 @@ def comparable(rows: dict[str, list[Any]]) -> dict[str, list[Any]]:
 @pytest.mark.postgres
 def test_the_sql_baseline_writes_what_the_service_writes(transactional_db, postgres, monkeypatch):
     monkeypatch.setattr(random, "choice", lambda seq: seq[0])  # the service's house shard: shard 0, as sql_hot
-    _fresh()  # both sessions start from the same ids (flush resets the sequences)
     people = accounts()
     for n, (who, symbol, side, quantity) in enumerate(ORDERS):
         placed, _ = services.order_place(
