@@ -763,6 +763,12 @@ def print_table(results: dict[str, Any]) -> None:
             extra["answers"] = p["workload"]
         if p.get("trades"):
             extra["trades between customers"] = p["trades_between_customers"]
+        backends = p["cpu_cores"].get("backends_avg") or {}
+        if backends:  # where the database's connections spent the phase (the market row lock, the client)
+            extra["backends (avg): waiting for a row lock, idle in transaction"] = (
+                backends.get("active, waiting for a row lock", 0),
+                backends.get("idle in transaction (waiting for the client)", 0),
+            )
         if extra:
             print(f"  {name}: {extra}")
     ratios = results.get("ratios", {})
