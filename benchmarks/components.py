@@ -2,9 +2,14 @@
 
     .venv/bin/python benchmarks/components.py
 
-The numbers behind the proposals in docs/benchmarks.md: what each step of an order costs in CPU on its own, on a
-warm process and an idle machine. It calls a few private helpers of ``orders.services`` (``_price``,
-``_customer_legs``, ``_house_legs``) directly; if they are renamed, adjust this diagnostic, not the service.
+What each step of a market order costs on a warm process and an idle machine: the reads before the transaction
+(API-key authentication, the account and the market: cached per process once seen), input checks, the two
+database steps of the book store (``lock_book`` = ``exchange_book_lock``, ``settle`` = ``exchange_settle`` on
+PostgreSQL, each timed inside real orders), matching on the locked book, the whole service call and the response
+body. It calls a few private helpers of ``orders.services`` (``_liquidity``, ``_terms``) directly; if they are
+renamed, adjust this diagnostic, not the service. CPU is this process's (Python, psycopg); wall time adds
+PostgreSQL's work and the round trip. The three "inside order_place" rows time each call of the store's two
+steps and of the transaction's exit during real orders.
 """
 
 from __future__ import annotations
@@ -40,80 +45,132 @@ def measure(label: str, call: Callable[[], Any], repeat: int) -> dict[str, Any]:
     return row
 
 
-def run(seeded: dict[str, Any], repeat: int) -> None:
-    import uuid
+class _Timed:
+    """Wraps a method of the book store to add up the CPU and wall time of its calls."""
 
-    from django.db import connection
+    def __init__(self, cls: Any, name: str) -> None:
+        self.cls, self.name, self.original = cls, name, getattr(cls, name)
+        self.calls, self.cpu, self.wall = 0, 0.0, 0.0
+
+    def __enter__(self) -> _Timed:
+        timed = self
+
+        def wrapper(store: Any, *args: Any, **kwargs: Any) -> Any:
+            cpu, wall = time.process_time(), time.perf_counter()
+            try:
+                return timed.original(store, *args, **kwargs)
+            finally:
+                timed.calls += 1
+                timed.cpu += time.process_time() - cpu
+                timed.wall += time.perf_counter() - wall
+
+        setattr(self.cls, self.name, wrapper)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(self.cls, self.name, self.original)
+
+    def row(self, label: str) -> dict[str, Any]:
+        row = {
+            "step": label,
+            "cpu_ms": round(self.cpu * 1000 / self.calls, 3),
+            "wall_ms": round(self.wall * 1000 / self.calls, 3),
+        }
+        print(f"{row['cpu_ms']:8.3f} {row['wall_ms']:8.3f}  {label}", flush=True)
+        return row
+
+
+def run(seeded: dict[str, Any], repeat: int) -> None:
+    from django.db import connection, transaction
+    from rest_framework.test import APIRequestFactory
 
     from accounts import selectors as account_selectors
-    from accounts.models import Account, ApiKey
-    from markets.models import Market
-    from orders import selectors as order_selectors
+    from accounts.authentication import ApiKeyAuthentication
+    from accounts.models import Account
+    from markets import selectors as market_selectors
     from orders import services
-    from orders.models import Order, OrderStatus
-    from orders.serializers import OrderOut
+    from orders.matching import Incoming, match_incoming
+    from orders.rendering import order_json
+    from orders.store import book_store
 
     client = seeded["clients"][0]
     account = Account.objects.select_related("owner").get(account_id=client["account_id"])
-    market = Market.objects.get(symbol="BTC-USD")
-    request = services.OrderRequest(
-        account=account, market=market, side="buy", order_type="market", quantity=Decimal("0.001"), quote_quantity=None
-    )
-    fill, _, _ = services._price(request)
-    prefix = client["key"].split(".")[0]
+    market = market_selectors.market_get(symbol="BTC-USD")
+    store = book_store()
     rng = random.Random(3)
-    order, _ = services.order_place(request=request, actor=account.owner)
 
-    def place() -> None:
-        services.order_place(
-            request=services.OrderRequest(
-                account=account,
-                market=market,
-                side=rng.choice(["buy", "sell"]),
-                order_type="market",
-                quantity=Decimal("0.001"),
-                quote_quantity=None,
-            ),
-            actor=account.owner,
-        )
-
-    def order_save() -> None:
-        # An order row as _place writes it; simple_history adds its history row in a post_save signal.
-        Order(
-            order_id=uuid.uuid4(),
+    def request(side: str | None = None) -> Any:
+        return services.OrderRequest(
             account=account,
             market=market,
-            side="buy",
+            side=side or rng.choice(["buy", "sell"]),
             order_type="market",
-            status=OrderStatus.REJECTED,
             quantity=Decimal("0.001"),
-            reject_reason="benchmark",
-        ).save()
+        )
+
+    def place() -> Any:
+        return services.order_place(request=request(), actor=account.owner)
+
+    def lock_book() -> Any:
+        with transaction.atomic():
+            return store.lock_book(market_pk=market.pk, account_pk=account.pk, key_id=None, side="sell", limit=None)
+
+    book = lock_book()
+    incoming = Incoming(
+        account_pk=account.pk,
+        side="buy",
+        order_type="market",
+        price=None,
+        quantity=Decimal("0.001"),
+        quote_quantity=None,
+        time_in_force="",
+        post_only=False,
+        self_trade_prevention="expire_taker",
+        taker_fee_bps=Decimal(10),
+        maker_fee_bps=Decimal(5),
+    )
+    auth = ApiKeyAuthentication()
+    http_request = APIRequestFactory().post("/api/v1/orders", HTTP_AUTHORIZATION=f"Api-Key {client['key']}")
+    placed, _ = place()
 
     print(f"{'cpu ms':>8} {'wall ms':>8}  step (average of {repeat})")
     steps = [
+        ("API-key authentication (ApiKeyAuthentication.authenticate)", lambda: auth.authenticate(http_request)),
         (
-            "API-key lookup (ApiKey + user, as the authentication does)",
-            lambda: ApiKey.objects.select_related("user").filter(prefix=prefix, revoked=False).first(),
+            "account_for_trading (cached per process)",
+            lambda: account_selectors.account_for_trading(account_id=client["account_id"], user=account.owner),
         ),
+        ("market_for_trading (cached per process)", lambda: market_selectors.market_for_trading(symbol="BTC-USD")),
+        ("order_request_validate (no query)", lambda: services.order_request_validate(request=request("buy"))),
+        ("BEGIN + exchange_book_lock + COMMIT (lock_book alone)", lock_book),
         (
-            "account_get",
-            lambda: account_selectors.account_get(account_id=client["account_id"], user=account.owner, key=None),
+            "matching on the locked book: house ladder + match_incoming (no query)",
+            lambda: match_incoming(
+                incoming, services._liquidity(book, side="sell", limit=None), services._terms(book.market)
+            ),
         ),
-        ("market_get", lambda: order_selectors.market_get(symbol="BTC-USD")),
-        ("_price (no query)", lambda: services._price(request)),
-        (
-            "_customer_legs (cached per process)",
-            lambda: services._customer_legs(account=account, market=market, fill=fill),
-        ),
-        ("_house_legs (1 query, 32 rows)", lambda: services._house_legs(market=market, fill=fill)),
-        ("Order(...).save() with its history row", order_save),
-        ("SELECT 1 (the per-request connection health check)", lambda: connection.cursor().execute("SELECT 1")),
-        ("order_place, whole service call (no HTTP)", place),
-        ("OrderOut(order).data (the response body)", lambda: OrderOut(order).data),
+        ("BEGIN + SELECT 1 + COMMIT (an empty transaction)", lambda: _empty_transaction(connection, transaction)),
+        ("order_place, the whole service call (no HTTP)", place),
+        ("order_json(order, fills) (the response body)", lambda: order_json(placed.order, placed.fills)),
     ]
     for label, call in steps:
         measure(label, call, repeat)
+    store_cls = type(store)
+    with (
+        _Timed(store_cls, "lock_book") as lock,
+        _Timed(store_cls, "settle") as settle,
+        _Timed(transaction.Atomic, "__exit__") as commit,
+    ):
+        for _ in range(repeat):
+            place()
+    lock.row(f"{store_cls.__name__}.lock_book inside order_place")
+    settle.row(f"{store_cls.__name__}.settle inside order_place")
+    commit.row("COMMIT inside order_place (Atomic.__exit__: the deferred balance and foreign-key checks)")
+
+
+def _empty_transaction(connection: Any, transaction: Any) -> None:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
 def main() -> int:

@@ -15,13 +15,24 @@ import asyncio
 import json
 import os
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-# Builds the next request for a client: (request bytes, label for reporting).
-RequestFactory = Callable[[int], bytes]
+from benchmarks.workload import Intent
+
+
+class Workload(Protocol):
+    """What a phase sends: ``next`` gives client ``index``'s next request, ``observe`` shows it the answer."""
+
+    def next(self, index: int) -> Intent: ...
+
+    def observe(self, index: int, intent: Intent, status: int, body: bytes) -> None: ...
+
+
+# Turns an intent of client ``index`` into the bytes of its HTTP request (headers, key, body).
+Render = Callable[[int, Intent], bytes]
 
 
 @dataclass
@@ -29,39 +40,60 @@ class PhaseStats:
     name: str
     clients: int
     duration_s: float = 0.0
-    ok: int = 0  # the expected success status
-    rejections: Counter[str] = field(default_factory=Counter)  # 422 by error code: recorded business rejections
+    ok: int = 0  # answered with the intent's success status
+    rejections: Counter[str] = field(default_factory=Counter)  # business refusals by error code (422; 409 cancels)
     errors: Counter[str] = field(default_factory=Counter)  # anything else, by status or exception
     latencies_ms: list[float] = field(default_factory=list)  # every answered request (ok, rejected or error)
+    ok_by_kind: Counter[str] = field(default_factory=Counter)
+    latencies_by_kind: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     client_cpu_s: float = 0.0
 
     @property
     def requests(self) -> int:
         return self.ok + sum(self.rejections.values()) + sum(self.errors.values())
 
+    def add(self, other: PhaseStats) -> None:
+        """Merge another client's statistics into these."""
+        self.ok += other.ok
+        self.rejections.update(other.rejections)
+        self.errors.update(other.errors)
+        self.latencies_ms.extend(other.latencies_ms)
+        self.ok_by_kind.update(other.ok_by_kind)
+        for kind, values in other.latencies_by_kind.items():
+            self.latencies_by_kind[kind].extend(values)
+
     def summary(self) -> dict[str, Any]:
-        lat = sorted(self.latencies_ms)
+        per_s = (lambda n: round(n / self.duration_s, 1)) if self.duration_s else (lambda n: 0.0)
         return {
             "name": self.name,
             "clients": self.clients,
             "duration_s": round(self.duration_s, 2),
             "requests": self.requests,
             "ok": self.ok,
-            "ok_per_s": round(self.ok / self.duration_s, 1) if self.duration_s else 0.0,
-            "requests_per_s": round(self.requests / self.duration_s, 1) if self.duration_s else 0.0,
+            "ok_per_s": per_s(self.ok),
+            "requests_per_s": per_s(self.requests),
             "rejections": sum(self.rejections.values()),
             "rejections_by_code": dict(self.rejections),
             "errors": sum(self.errors.values()),
             "errors_by_kind": dict(self.errors),
-            "latency_ms": {
-                "mean": round(sum(lat) / len(lat), 2) if lat else None,
-                "p50": percentile(lat, 50),
-                "p95": percentile(lat, 95),
-                "p99": percentile(lat, 99),
-                "max": round(lat[-1], 2) if lat else None,
+            "latency_ms": latency_summary(self.latencies_ms),
+            "by_kind": {
+                kind: {"ok": self.ok_by_kind[kind], "ok_per_s": per_s(self.ok_by_kind[kind]), **latency_summary(values)}
+                for kind, values in sorted(self.latencies_by_kind.items())
             },
             "load_generator_cpu_s": round(self.client_cpu_s, 2),
         }
+
+
+def latency_summary(values: list[float]) -> dict[str, float | None]:
+    lat = sorted(values)
+    return {
+        "mean": round(sum(lat) / len(lat), 2) if lat else None,
+        "p50": percentile(lat, 50),
+        "p95": percentile(lat, 95),
+        "p99": percentile(lat, 99),
+        "max": round(lat[-1], 2) if lat else None,
+    }
 
 
 def percentile(sorted_values: list[float], pct: float) -> float | None:
@@ -128,8 +160,8 @@ async def _client(
     *,
     host: str,
     port: int,
-    factory: RequestFactory,
-    ok_status: int,
+    workload: Workload,
+    render: Render,
     deadline: float,
     budget: list[int],
     stats: PhaseStats,
@@ -140,7 +172,8 @@ async def _client(
     try:
         while time.monotonic() < deadline and budget[0] > 0:
             budget[0] -= 1
-            request = factory(index)
+            intent = workload.next(index)
+            request = render(index, intent)
             started = time.perf_counter()
             try:
                 if writer is None:
@@ -154,13 +187,17 @@ async def _client(
                     writer.close()
                 reader = writer = None
                 continue
-            stats.latencies_ms.append((time.perf_counter() - started) * 1000)
-            if response.status == ok_status:
+            elapsed = (time.perf_counter() - started) * 1000
+            stats.latencies_ms.append(elapsed)
+            stats.latencies_by_kind[intent.kind].append(elapsed)
+            if response.status == intent.ok_status:
                 stats.ok += 1
-            elif response.status == 422:
+                stats.ok_by_kind[intent.kind] += 1
+            elif response.status == intent.refused_status:
                 stats.rejections[_error_code(response.body)] += 1
             else:
                 stats.errors[f"HTTP {response.status} {_error_code(response.body)}"] += 1
+            workload.observe(index, intent, response.status, response.body)
             if response.close:
                 writer.close()
                 reader = writer = None
@@ -177,8 +214,8 @@ async def _run(
     clients: int,
     seconds: float,
     max_requests: int,
-    factory: RequestFactory,
-    ok_status: int,
+    workload: Workload,
+    render: Render,
     timeout: float,
 ) -> PhaseStats:
     stats = PhaseStats(name=name, clients=clients)
@@ -192,8 +229,8 @@ async def _run(
                 i,
                 host=host,
                 port=port,
-                factory=factory,
-                ok_status=ok_status,
+                workload=workload,
+                render=render,
                 deadline=deadline,
                 budget=budget,
                 stats=stats,
@@ -215,8 +252,8 @@ def run_phase(
     clients: int,
     seconds: float,
     max_requests: int,
-    factory: RequestFactory,
-    ok_status: int,
+    workload: Workload,
+    render: Render,
     timeout: float = 10.0,
 ) -> PhaseStats:
     """Drive ``clients`` connections until ``seconds`` pass or ``max_requests`` are sent; return the statistics."""
@@ -230,8 +267,8 @@ def run_phase(
             clients=clients,
             seconds=seconds,
             max_requests=max_requests,
-            factory=factory,
-            ok_status=ok_status,
+            workload=workload,
+            render=render,
             timeout=timeout,
         )
     )

@@ -1,12 +1,16 @@
 """Summarise a py-spy profile of the gunicorn workers (``--format raw``: one collapsed stack and its count a line).
 
-Only samples taken while a worker handled a request count (idle threads and the master are left out). Two views:
+Only samples taken while a worker handled a request count: a stack inside gunicorn's request handler (sync and
+gthread workers) or inside Django's WSGI handler (any server, a2wsgi's threads under an ASGI worker included).
+Idle threads and the master are left out; under an event-loop worker, the loop's own HTTP parsing and socket
+writes happen outside those frames and are not in the shares. Two views:
 
-* ``steps``: which step of the order path the time belongs to. A sample goes to the deepest frame that names a
-  step (see ``STEPS``), so ORM and driver frames count under the service function that called them.
+* ``steps``: which step of the request the time belongs to (orders/services.py: validate -> lock the book ->
+  match -> build the settlement -> settle). A sample goes to the deepest frame that names a step (see ``STEPS``),
+  so ORM and driver frames count under the step that called them.
 * ``layers``: what kind of work it was. A sample goes to the deepest frame in a known layer: waiting on
   PostgreSQL, psycopg, the Django ORM, DRF, logging, metrics, gunicorn ... (standard-library frames such as
-  ``copy`` or ``decimal`` count under their caller's layer).
+  ``json`` or ``decimal`` count under their caller's layer).
 Both are shares of the request-handling samples, recorded with ``--idle``: wall time, waits included.
 """
 
@@ -16,9 +20,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-# Steps of the order path, in tiers: a sample goes to the deepest frame matching a rule of the first tier that
-# matches at all. Tier 1 names the service's own steps; tier 2 the wrappers around the view (a sample in none of
-# the steps: parsing, rendering, middleware); tier 3 the server.
+SETTLEMENT = "settlement built in Python: order rows, trades, fills, journal entries"
+TRANSACTION = "transaction control: BEGIN, COMMIT (the ledger's deferred checks run at COMMIT)"
+MIDDLEWARE = "Django: middleware and handler"
+# Steps of a request, in tiers: a sample goes to the deepest frame matching a rule of the first tier that matches
+# at all. Tier 1 names the service's own steps (orders, cancels, the trivial view); tier 2 the wrappers around the
+# view (a sample in none of the steps: parsing, rendering, middleware); tier 3 the server.
 STEPS: list[list[tuple[str, str]]] = [
     [
         ("structlog/", "logging (structlog JSON, scrubber, write)"),
@@ -26,39 +33,53 @@ STEPS: list[list[tuple[str, str]]] = [
         ("prometheus", "Prometheus metrics"),
         ("is_usable (django/db/backends/postgresql", "connection health check (SELECT 1 each request)"),
         ("is_usable (exchange/db/postgresql", "connection health check (socket poll each request)"),
-        ("ApiKeyAuthentication.authenticate", "API-key authentication (1 query)"),
+        ("ApiKeyAuthentication.authenticate", "API-key authentication (cached per process; SHA-512 check)"),
+        ("account_for_trading (accounts/selectors.py", "account lookup (cached per process)"),
         ("account_get (accounts/selectors.py", "account lookup: account_get (1 query)"),
-        ("market_get (orders/selectors.py", "market lookup: market_get (1 query)"),
-        ("raise_validation (exchange/api.py", "input validation (OrderIn)"),
-        ("order_request_validate (orders/services.py", "order checks (order_request_validate)"),
-        ("_price (orders/services.py", "pricing and limits (_price)"),
-        ("_customer_legs (orders/services.py", "customer ledger accounts: _customer_legs (1 query)"),
-        ("_house_legs (orders/services.py", "house and fee shards: _house_legs (1 query, 32 rows)"),
-        ("_lock_customer_balances (ledger/services.py", "journal_post: lock customer balances (SELECT FOR UPDATE)"),
-        ("_lock_book_balances (ledger/services.py", "journal_post: lock house rows (SELECT FOR UPDATE)"),
-        ("QuerySet.bulk_update (django/db/models/query.py", "journal_post: bulk_update of balances"),
-        ("_write_customer_rows (ledger/services.py", "journal_post: write customer balances (1 UPDATE)"),
-        ("_settle_book_balances (ledger/services.py", "journal_post: settle house rows, locking them (1 UPDATE)"),
-        ("QuerySet.bulk_create (django/db/models/query.py", "journal_post: insert postings"),
-        ("journal_post (ledger/services.py", "journal_post: insert entry, other"),
-        ("HistoricalRecords.post_save", "order history row (simple_history)"),
-        ("record_fill (orders/services.py", "order and trade inserts"),
-        ("Atomic.__enter__ (django/db/transaction.py", "transaction control: BEGIN, COMMIT (deferred checks)"),
-        ("Atomic.__exit__ (django/db/transaction.py", "transaction control: BEGIN, COMMIT (deferred checks)"),
-        ("Model.save (django/db/models/base.py", "order and trade inserts"),
+        ("market_for_trading (markets/selectors.py", "market lookup (cached per process)"),
+        ("market_get (markets/selectors.py", "market lookup: market_get (1 query)"),
+        ("order_get (orders/selectors.py", "order lookup: order_get (cancel: 2 queries and their fills)"),
+        ("raise_validation (exchange/api.py", "input validation (request serializers)"),
+        ("order_request_validate (orders/services.py", "order checks before the lock (order_request_validate)"),
+        ("BookStore.lock_book (orders/", "book lock: exchange_book_lock (1 call: market, account, key, book page)"),
+        ("BookStore.resting (orders/", "book: a further page of resting orders"),
+        ("_check_rules (orders/services.py", "rules under the lock (_check_rules)"),
+        ("_ladder (orders/services.py", "matching: the house's ladder (derived)"),
+        ("house_ladder (markets/ladder.py", "matching: the house's ladder (derived)"),
+        ("match_incoming (orders/matching.py", "matching: match_incoming on the merged book"),
+        ("_liquidity (orders/services.py", "matching: match_incoming on the merged book"),
+        ("_record_matches (orders/services.py", SETTLEMENT),
+        ("_release_expired_makers (orders/services.py", SETTLEMENT),
+        ("_Ledger.", SETTLEMENT),
+        ("_HouseSide.", SETTLEMENT),
+        ("JournalBatch.", SETTLEMENT),
+        ("_new_order (orders/services.py", SETTLEMENT),
+        ("_dumps (orders/pg_store.py", "settle: the payload as JSON"),
+        ("_row (orders/pg_store.py", "settle: the payload as JSON"),
+        ("PgBookStore.settle (orders/pg_store.py", "settle: exchange_settle (1 call) and its answer"),
+        ("OrmBookStore.settle (orders/store.py", "settle: the ORM store's statements"),
+        ("_reject (orders/services.py", "a rejected order stored"),
+        ("_replay (orders/services.py", "idempotent replay lookup"),
+        ("Atomic.__enter__ (django/db/transaction.py", TRANSACTION),
+        ("Atomic.__exit__ (django/db/transaction.py", TRANSACTION),
+        ("_cancel_in_book (orders/services.py", "cancel: release the reservation (built in Python)"),
+        ("order_cancel (orders/services.py", "cancel: the order re-read under the lock (1 query)"),
         ("_place (orders/services.py", "_place: other"),
-        ("order_place (orders/services.py", "order_place: other"),
-        ("Serializer.data (rest_framework/serializers.py", "response serialization (OrderOut)"),
+        ("order_place (orders/services.py", "order_place: other (retries, idempotency)"),
+        ("order_json (orders/rendering.py", "response body (order_json)"),
+        ("Serializer.data (rest_framework/serializers.py", "response serialization (DRF serializer)"),
         ("EchoApi.post", "trivial view"),
-        ("OrderListCreateApi.post (orders/apis.py", "order view: other"),
+        ("OrderListCreateApi.post (orders/apis.py", "order views: other"),
+        ("OrderDetailApi.delete (orders/apis.py", "order views: other"),
     ],
     [
         ("APIView.dispatch (rest_framework/views.py", "DRF: parse, permissions, render"),
-        ("RequestIdMiddleware.__call__ (exchange/middleware.py", "middleware and Django handler"),
-        ("MiddlewareMixin.__call__ (django/utils/deprecation.py", "middleware and Django handler"),
-        ("WSGIHandler.__call__ (django/core/handlers/wsgi.py", "middleware and Django handler"),
+        ("RequestIdMiddleware.__call__ (exchange/middleware.py", MIDDLEWARE),
+        ("MiddlewareMixin.__call__ (django/utils/deprecation.py", MIDDLEWARE),
+        ("WSGIHandler.__call__ (django/core/handlers/wsgi.py", MIDDLEWARE),
+        ("a2wsgi/", "a2wsgi: the request handed to Django's WSGI application"),
     ],
-    [("gunicorn/", "gunicorn: read request, write response, close connection")],
+    [("gunicorn/", "gunicorn: read request, write response (in the request's thread)")],
 ]
 
 # (frame substring, layer); the deepest frame matching any of them names the layer of a sample.
@@ -74,14 +95,22 @@ LAYERS: list[tuple[str, str]] = [
     ("logging/", "logging"),
     ("prometheus", "Prometheus metrics"),
     ("gunicorn/", "gunicorn: socket I/O, HTTP parsing"),
+    ("a2wsgi/", "a2wsgi"),
     ("django/", "Django: handlers, middleware, URL resolving"),
-    ("orders/", "application code (orders, ledger, accounts, exchange)"),
-    ("ledger/", "application code (orders, ledger, accounts, exchange)"),
-    ("accounts/", "application code (orders, ledger, accounts, exchange)"),
-    ("exchange/", "application code (orders, ledger, accounts, exchange)"),
+    ("orders/", "application code (orders, markets, ledger, accounts, exchange)"),
+    ("markets/", "application code (orders, markets, ledger, accounts, exchange)"),
+    ("ledger/", "application code (orders, markets, ledger, accounts, exchange)"),
+    ("accounts/", "application code (orders, markets, ledger, accounts, exchange)"),
+    ("exchange/", "application code (orders, markets, ledger, accounts, exchange)"),
 ]
 
-IN_REQUEST = "handle_request (gunicorn/workers/"
+# A stack handles a request from the first of these frames on (the server's handler, or Django's if the server's
+# is not one of these).
+IN_REQUEST = (
+    "handle_request (gunicorn/workers/",
+    "ThreadWorker.handle (gunicorn/workers/gthread.py",
+    "WSGIHandler.__call__ (django/core/handlers/wsgi.py",
+)
 
 
 def _classify(frames: list[str], rules: list[tuple[str, str]]) -> str | None:
@@ -119,10 +148,10 @@ def summarise(path: Path, top: int = 30) -> dict[str, Any]:
         n = int(count)
         total += n
         frames = [f for f in stack.split(";") if not f.startswith("process ")]
-        if not any(IN_REQUEST in f for f in frames):
+        start = next((i for i, f in enumerate(frames) if any(marker in f for marker in IN_REQUEST)), None)
+        if start is None:
             continue
         in_request += n
-        start = next(i for i, f in enumerate(frames) if IN_REQUEST in f)
         frames = frames[start:]
         steps[_step(frames)] += n
         layers[_classify(frames, LAYERS) or "other (standard library)"] += n

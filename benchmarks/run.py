@@ -6,16 +6,18 @@
 What one run does, on this machine only (every connection goes to 127.0.0.1):
 1. creates a fresh PostgreSQL database (dropped at the end), migrates it and seeds it through the services
    (house liquidity; per client a user, a trade API key and a funded account; accounts for the SQL baseline);
-2. starts the service with ``manage.py serve`` (gunicorn, production settings plus one benchmark-only route from
+2. starts the service with ``manage.py serve`` (production settings plus one benchmark-only route from
    ``benchmarks/bench_settings.py``) on free loopback ports;
-3. phases, each bounded by ``--seconds`` and ``--max-requests``:
-   * ``service``: N keep-alive clients place random small market buys and sells on every market;
-   * ``drf_trivial``: the same clients POST the same bodies to an authenticated DRF view that does nothing;
-   * ``profile`` (with ``--profile``): the service load again while py-spy samples every gunicorn worker;
-   * ``sql``: the same fill as plain SQL in one transaction on N connections (the database's ceiling), and
-     ``sql_hot``: the same with every fill on house shard 0 (one hot row per asset);
-4. stops the service, runs ``manage.py reconcile`` on the database, prints a table and the ratios, and writes
-   ``benchmarks/results/latest.json``.
+3. phases, each bounded by ``--seconds`` and ``--max-requests`` (workloads: benchmarks/workload.py):
+   * ``service``: N keep-alive clients place random small market buys and sells on every market (the house fills);
+   * ``limit``: makers rest GTC limit orders inside the house's spread, takers cross them with IOC limit and
+     market orders, a third of the resting orders are cancelled; what is left is cancelled after the phase;
+   * ``drf_trivial``: the clients POST market-order bodies to an authenticated DRF view that does nothing;
+   * ``profile`` (with ``--profile``): a workload again while py-spy samples every gunicorn worker;
+   * ``sql``: the market-order fill as plain SQL in one transaction on N connections (the database's ceiling),
+     and ``sql_hot``: the same with every fill on house shard 0 (one hot row per asset);
+4. stops the service, runs ``manage.py reconcile`` on the database, prints a table, the ratios and the goals, and
+   writes ``benchmarks/results/latest.json``.
 Every process it starts is stopped by pid, and the database dropped, also when a step fails or on Ctrl-C.
 """
 
@@ -25,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import secrets
 import shutil
 import signal
@@ -39,6 +40,7 @@ import traceback
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +50,15 @@ sys.path[0] = str(ROOT)  # import benchmarks.* as a package; never shadow the st
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
-from benchmarks.load import PhaseStats, build_request, run_phase  # noqa: E402
+from benchmarks.load import PhaseStats, Workload, build_request, run_phase  # noqa: E402
 from benchmarks.sql_baseline import run_sql_phase  # noqa: E402
-from benchmarks.workload import random_order  # noqa: E402
+from benchmarks.workload import SYMBOLS, Intent, LimitWorkload, MarketWorkload, Touch  # noqa: E402
 
 PYTHON = sys.executable
 RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
-# The goals of the "performance under load" issue.
-GOALS = {"orders_per_s": 1000, "p99_ms": 50, "errors": 0}
+# The goals of issue 9 at 16 clients: each workload's rate against the plain-SQL ceiling, p99 and errors.
+GOALS = {"service_vs_sql": 0.5, "limit_vs_sql": 0.35, "p99_ms": 50, "errors": 0}
+RESTING = "status IN ('open', 'partially_filled')"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -385,40 +388,92 @@ class Bench:
         return (self.workdir / "service.log").read_text(errors="replace")
 
     def gunicorn_config(self) -> dict[str, Any]:
-        """The effective gunicorn settings: exchange/gunicorn_conf.py read with the service's environment."""
+        """The effective serving settings (exchange/gunicorn_conf.py and the settings, read with the service's
+        environment), whatever the worker class: every name is optional."""
         code = (
             "import json, exchange.gunicorn_conf as c; from django.conf import settings as s; "
-            "print(json.dumps({'workers': s.WEB_CONCURRENCY, 'threads': s.WEB_THREADS, **{k: getattr(c, k, None) "
-            "for k in ('worker_class', 'asgi_loop', 'keepalive', 'timeout', 'preload_app')}}))"
+            "print(json.dumps({'workers': s.WEB_CONCURRENCY, 'threads': getattr(s, 'WEB_THREADS', None), "
+            "**{k: getattr(c, k, None) for k in ('worker_class', 'asgi_loop', 'keepalive', 'timeout', "
+            "'preload_app')}}))"
         )
         out = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=self.env, capture_output=True, check=True, timeout=60)
         return dict(json.loads(out.stdout.decode().strip().splitlines()[-1]))
 
     # -- phases --
 
-    def order_factory(self, clients: list[dict[str, str]], path: str) -> Any:
+    def render(self, clients: list[dict[str, str]], path: str | None = None) -> Any:
+        """Intent -> HTTP request bytes, with client ``index``'s key; ``path`` overrides the intent's (drf_trivial)."""
         host = f"127.0.0.1:{self.http_port}"
-        rngs = [random.Random(i) for i in range(len(clients))]
+        headers = [{"Authorization": f"Api-Key {c['key']}"} for c in clients]
 
-        def factory(index: int) -> bytes:
-            client = clients[index % len(clients)]
-            symbol, side, quantity = random_order(rngs[index])
-            body = {
-                "account_id": client["account_id"],
-                "symbol": symbol,
-                "side": side,
-                "order_type": "market",
-                "quantity": f"{quantity:f}",
-            }
+        def render(index: int, intent: Intent) -> bytes:
             return build_request(
-                method="POST", path=path, host=host, headers={"Authorization": f"Api-Key {client['key']}"}, body=body
+                method=intent.method, path=path or intent.path, host=host, headers=headers[index], body=intent.body
             )
 
-        return factory
+        return render
+
+    def market_workload(self, clients: list[dict[str, str]], tag: str) -> MarketWorkload:
+        return MarketWorkload(accounts=[c["account_id"] for c in clients], seed=self.args.seed, tag=tag)
+
+    def limit_workload(self, clients: list[dict[str, str]], tag: str) -> LimitWorkload:
+        """The limit workload around the house's touch of every market, read from the book while no customer order
+        rests (so the best bid and ask are the house's)."""
+        with psycopg.connect(self.dsn) as conn:
+            resting = conn.execute(f"SELECT count(*) FROM orders_order WHERE {RESTING}").fetchone()[0]
+        if resting:
+            raise RuntimeError(
+                f"{resting} customer orders rest before the limit workload; the touch is not the house's"
+            )
+        touches = {}
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{self.http_port}", headers={"Authorization": f"Api-Key {clients[0]['key']}"}
+        ) as http:
+            for symbol in SYMBOLS:
+                book = http.get(f"/api/v1/markets/{symbol}/book", params={"depth": 1}).raise_for_status().json()
+                tick = http.get(f"/api/v1/markets/{symbol}").raise_for_status().json()["price_tick"]
+                touches[symbol] = Touch(
+                    bid=Decimal(book["bids"][0][0]), ask=Decimal(book["asks"][0][0]), tick=Decimal(tick)
+                )
+        self.results["touches"] = {
+            k: {"bid": str(t.bid), "ask": str(t.ask), "tick": str(t.tick)} for k, t in touches.items()
+        }
+        return LimitWorkload(accounts=[c["account_id"] for c in clients], touches=touches, seed=self.args.seed, tag=tag)
+
+    def cancel_resting(self, clients: list[dict[str, str]]) -> int:
+        """Cancel every order still resting (``DELETE /api/v1/orders?account_id=``), unmeasured, so later phases see
+        the house's book again. Returns how many were cancelled."""
+        cancelled = 0
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=30) as http:
+            for client in clients:
+                response = http.delete(
+                    "/api/v1/orders",
+                    params={"account_id": client["account_id"]},
+                    headers={"Authorization": f"Api-Key {client['key']}"},
+                )
+                cancelled += len(response.raise_for_status().json()["orders"])
+        return cancelled
+
+    def trades(self) -> tuple[int, int]:
+        """(trades, trades between two customers) in the database so far."""
+        with psycopg.connect(self.dsn) as conn:
+            row = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE maker_order_id IS NOT NULL AND taker_order_id IS NOT NULL) "
+                "FROM orders_trade"
+            ).fetchone()
+        return int(row[0]), int(row[1])
 
     def http_phase(
-        self, name: str, clients: list[dict[str, str]], path: str, seconds: float, record: bool = True
+        self,
+        name: str,
+        clients: list[dict[str, str]],
+        workload: Workload,
+        seconds: float,
+        *,
+        path: str | None = None,
+        record: bool = True,
     ) -> PhaseStats:
+        trades0 = self.trades() if record else (0, 0)
         meter = CpuMeter(
             service_pid=self.service.pid if self.service else None, admin_dsn=self.admin_dsn, db_name=self.db_name
         )
@@ -431,16 +486,17 @@ class Bench:
                 clients=self.args.clients,
                 seconds=seconds,
                 max_requests=self.args.max_requests,
-                factory=self.order_factory(clients, path),
-                ok_status=201,
+                workload=workload,
+                render=self.render(clients, path),
             )
         finally:
             cpu = meter.stop()
         if record:
-            self.record(stats, cpu)
+            self.record(stats, cpu, trades0)
         return stats
 
     def sql_phase(self, name: str, accounts: list[int], seconds: float, hot: bool) -> None:
+        trades0 = self.trades()
         meter = CpuMeter(service_pid=None, admin_dsn=self.admin_dsn, db_name=self.db_name)
         meter.start()
         try:
@@ -451,20 +507,42 @@ class Bench:
                 seconds=seconds,
                 max_requests=self.args.max_requests,
                 hot=hot,
+                seed=self.args.seed,
             )
         finally:
             cpu = meter.stop()
-        self.record(stats, cpu)
+        self.record(stats, cpu, trades0)
 
-    def record(self, stats: PhaseStats, cpu: dict[str, Any]) -> None:
+    def record(self, stats: PhaseStats, cpu: dict[str, Any], trades0: tuple[int, int]) -> dict[str, Any]:
         summary = stats.summary()
+        trades, customer = (now - before for now, before in zip(self.trades(), trades0, strict=True))
+        summary["trades"] = trades
+        summary["trades_per_s"] = round(trades / stats.duration_s, 1) if stats.duration_s else 0.0
+        summary["trades_between_customers"] = customer
         summary["cpu_cores"] = cpu
         self.results["phases"][stats.name] = summary
         lat = summary["latency_ms"]
         self.log(
-            f"{stats.name}: {summary['ok_per_s']}/s ok, p50 {lat['p50']} ms, p99 {lat['p99']} ms, "
-            f"{summary['rejections']} rejected, {summary['errors']} errors"
+            f"{stats.name}: {summary['ok_per_s']}/s ok, {summary['trades_per_s']} trades/s, p50 {lat['p50']} ms, "
+            f"p99 {lat['p99']} ms, {summary['rejections']} rejected, {summary['errors']} errors, "
+            f"other CPU {cpu['other']} cores"
         )
+        return summary
+
+    def limit_phase(self, clients: list[dict[str, str]]) -> None:
+        """Warm the book up (unmeasured), measure, then cancel what is left."""
+        workload = self.limit_workload(clients, "l")
+        self.http_phase("limit_warmup", clients, workload, min(self.args.warmup, 2.0), record=False)
+        workload.counts.clear()
+        self.vacuum_analyze()
+        stats = self.http_phase("limit", clients, workload, self.args.seconds)
+        summary = self.results["phases"]["limit"]
+        rested = workload.counts["maker_rested"]
+        summary["workload"] = {
+            **dict(sorted(workload.counts.items())),
+            "cancelled_share_of_rested": round(stats.ok_by_kind["cancel"] / rested, 3) if rested else None,
+            "left_resting_cancelled_after": self.cancel_resting(clients),
+        }
 
     def profile_phase(self, clients: list[dict[str, str]]) -> None:
         """The order load again while py-spy samples every gunicorn worker with ``--idle``: wall time, so the
@@ -490,13 +568,20 @@ class Bench:
         with open(log_path, "wb") as log:
             spy = self.started.add("py-spy", subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log), 15)
         time.sleep(1.5)  # py-spy attaches to every worker
-        stats = self.http_phase("profile", clients, "/api/v1/orders", seconds, record=False)
+        if self.args.profile_workload == "limit":
+            workload: Workload = self.limit_workload(clients, "p")
+        else:
+            workload = self.market_workload(clients, "p")
+        stats = self.http_phase("profile", clients, workload, seconds, record=False)
+        if self.args.profile_workload == "limit":
+            self.cancel_resting(clients)
         spy.wait(timeout=60)
         if not raw.exists():
             self.log(f"profile: py-spy wrote nothing: {log_path.read_text()[-500:]}")
             self.results["profile"] = {"skipped": "py-spy failed"}
             return
         self.results["profile"] = {
+            "workload": self.args.profile_workload,
             "ok_per_s_while_sampling": stats.summary()["ok_per_s"],
             "rate_hz": 200,
             **summarise(raw),
@@ -531,14 +616,17 @@ class Bench:
             "seconds": args.seconds,
             "max_requests": args.max_requests,
             "warmup_s": args.warmup,
+            "seed": args.seed,
         }
         self.vacuum_analyze()
         self.start_service()
         self.log(f"service up on 127.0.0.1:{self.http_port} ({self.results['gunicorn']})")
         clients = seeded["clients"]
-        self.http_phase("warmup", clients, "/api/v1/orders", args.warmup, record=False)
-        self.http_phase("service", clients, "/api/v1/orders", args.seconds)
-        self.http_phase("drf_trivial", clients, "/bench/echo", args.seconds)
+        self.http_phase("warmup", clients, self.market_workload(clients, "w"), args.warmup, record=False)
+        self.vacuum_analyze()
+        self.http_phase("service", clients, self.market_workload(clients, "s"), args.seconds)
+        self.limit_phase(clients)
+        self.http_phase("drf_trivial", clients, self.market_workload(clients, "t"), args.seconds, path="/bench/echo")
         if args.profile:
             self.profile_phase(clients)
         assert self.service is not None
@@ -555,10 +643,11 @@ class Bench:
     def reconcile(self) -> None:
         started = time.monotonic()
         proc = self.manage("reconcile", "--json", timeout=300)
-        try:
-            report = json.loads(proc.stdout.decode())
+        text = proc.stdout.decode(errors="replace")
+        try:  # log lines (one JSON object each) may come before the indented report
+            report = json.loads(text[text.index("\n{\n") + 1 :] if not text.startswith("{\n") else text)
         except ValueError:
-            report = {"raw": proc.stdout.decode(errors="replace")[-2000:]}
+            report = {"raw": text[-2000:]}
         self.results["reconcile"] = {
             "exit_code": proc.returncode,
             "ok": proc.returncode == 0,
@@ -570,34 +659,37 @@ class Bench:
 
     def summarise(self) -> None:
         phases = self.results["phases"]
-        service, sql, trivial = phases["service"], phases["sql"], phases["drf_trivial"]
+        sql = phases["sql"]["ok_per_s"]
+
+        def ratio(name: str, over: float | None) -> float | None:
+            return round(phases[name]["ok_per_s"] / over, 3) if over else None
+
         self.results["ratios"] = {
-            "service_vs_sql": round(service["ok_per_s"] / sql["ok_per_s"], 3) if sql["ok_per_s"] else None,
-            "service_vs_drf_trivial": (
-                round(service["ok_per_s"] / trivial["ok_per_s"], 3) if trivial["ok_per_s"] else None
-            ),
-            "drf_trivial_vs_sql": round(trivial["ok_per_s"] / sql["ok_per_s"], 3) if sql["ok_per_s"] else None,
+            "service_vs_sql": ratio("service", sql),
+            "limit_vs_sql": ratio("limit", sql),
+            "service_vs_drf_trivial": ratio("service", phases["drf_trivial"]["ok_per_s"]),
+            "drf_trivial_vs_sql": ratio("drf_trivial", sql),
         }
-        if "sql_hot" in phases and phases["sql_hot"]["ok_per_s"]:
-            self.results["ratios"]["service_vs_sql_hot"] = round(service["ok_per_s"] / phases["sql_hot"]["ok_per_s"], 3)
-        self.results["goals"] = {
-            "orders_per_s": {
-                "goal": f">= {GOALS['orders_per_s']}",
-                "measured": service["ok_per_s"],
-                "met": service["ok_per_s"] >= GOALS["orders_per_s"],
-            },
-            "p99_ms": {
-                "goal": f"< {GOALS['p99_ms']}",
-                "measured": service["latency_ms"]["p99"],
-                "met": (service["latency_ms"]["p99"] or 1e9) < GOALS["p99_ms"],
-            },
-            "errors": {"goal": "0", "measured": service["errors"], "met": service["errors"] == 0},
-            "reconciled": {
-                "goal": "reconcile OK",
-                "measured": self.results["reconcile"]["ok"],
-                "met": self.results["reconcile"]["ok"],
-            },
-        }
+        if "sql_hot" in phases:
+            self.results["ratios"]["service_vs_sql_hot"] = ratio("service", phases["sql_hot"]["ok_per_s"])
+        goals: dict[str, Any] = {}
+        for workload in ("service", "limit"):
+            measured = self.results["ratios"][f"{workload}_vs_sql"]
+            target = GOALS[f"{workload}_vs_sql"]
+            goals[f"{workload}_vs_sql"] = {
+                "goal": f">= {target}",
+                "measured": measured,
+                "met": (measured or 0) >= target,
+            }
+        for workload in ("service", "limit"):
+            p99 = phases[workload]["latency_ms"]["p99"]
+            goals[f"{workload}_p99_ms"] = {"goal": f"< {GOALS['p99_ms']}", "measured": p99, "met": (p99 or 1e9) < 50}
+        for workload in ("service", "limit"):
+            errors = phases[workload]["errors"]
+            goals[f"{workload}_errors"] = {"goal": "0", "measured": errors, "met": errors == GOALS["errors"]}
+        ok = self.results["reconcile"]["ok"]
+        goals["reconciled"] = {"goal": "reconcile OK", "measured": ok, "met": ok}
+        self.results["goals"] = goals
 
     def cleanup(self, *, keep_logs: bool) -> None:
         self.started.stop_all()
@@ -629,23 +721,8 @@ def _parent(pid: int) -> int:
 
 
 def print_table(results: dict[str, Any]) -> None:
-    rows = [
-        (
-            "phase",
-            "ok/s",
-            "req/s",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "max ms",
-            "rejected",
-            "errors",
-            "cpu: svc",
-            "db",
-            "loadgen",
-            "other",
-        )
-    ]
+    head = ("phase", "ok/s", "req/s", "trades/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "rejected", "errors")
+    rows = [(*head, "cpu: svc", "db", "loadgen", "other")]
     for name, p in results["phases"].items():
         lat, cpu = p["latency_ms"], p["cpu_cores"]
         rows.append(
@@ -653,6 +730,7 @@ def print_table(results: dict[str, Any]) -> None:
                 name,
                 p["ok_per_s"],
                 p["requests_per_s"],
+                p.get("trades_per_s", ""),
                 lat["p50"],
                 lat["p95"],
                 lat["p99"],
@@ -671,15 +749,30 @@ def print_table(results: dict[str, Any]) -> None:
         cells = [str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))]
         print("  ".join(cells))
     print(
-        "(cpu columns: cores used during the phase; svc = serve + gunicorn, db = PostgreSQL backends of the "
-        "benchmark database, other = the rest of the machine)"
+        "(ok/s: requests answered with their success status: an order placed (201, whatever it matched) or cancelled "
+        "(200); trades/s: trades written to the database during the phase; cpu columns: cores used during the phase; "
+        "svc = serve + gunicorn, db = PostgreSQL backends of the benchmark database, other = the rest of the machine)"
     )
     for name, p in results["phases"].items():
         extra = {k: v for k, v in (("rejections", p["rejections_by_code"]), ("errors", p["errors_by_kind"])) if v}
+        if len(p.get("by_kind", {})) > 1:
+            extra["by kind (ok/s, p50/p99 ms)"] = {
+                kind: f"{k['ok_per_s']}/s, {k['p50']}/{k['p99']}" for kind, k in p["by_kind"].items()
+            }
+        if "workload" in p:
+            extra["answers"] = p["workload"]
+        if p.get("trades"):
+            extra["trades between customers"] = p["trades_between_customers"]
+        backends = p["cpu_cores"].get("backends_avg") or {}
+        if backends:  # where the database's connections spent the phase (the market row lock, the client)
+            extra["backends (avg): waiting for a row lock, idle in transaction"] = (
+                backends.get("active, waiting for a row lock", 0),
+                backends.get("idle in transaction (waiting for the client)", 0),
+            )
         if extra:
             print(f"  {name}: {extra}")
     ratios = results.get("ratios", {})
-    print("\nratios (orders/s): " + ", ".join(f"{k} = {v}" for k, v in ratios.items()))
+    print("\nratios (ok/s): " + ", ".join(f"{k} = {v}" for k, v in ratios.items()))
     print(
         "goals: "
         + "; ".join(
@@ -688,18 +781,19 @@ def print_table(results: dict[str, Any]) -> None:
         )
     )
     probe = results.get("probe", {})
-    if probe:
-        print(
-            f"SQL per request (in-process probe): order {probe['order']['queries']} statements, "
-            f"trivial {probe['trivial']['queries']}"
-        )
+    for name in ("market order", "limit order (rests)", "cancel", "trivial"):
+        if name in probe.get("requests", {}):
+            request = probe["requests"][name]
+            print(f"\nSQL of one {name} (in-process probe): {request['round_trips']} round trips")
+            for statement in request["statements"]:
+                print(f"    {statement}")
     profile = results.get("profile") or {}
     if "steps_pct" in profile:
-        print("\nwhere an order's time goes (py-spy, wall time of the workers, waits included):")
-        for name, share in list(profile["steps_pct"].items())[:15]:
+        print(f"\nwhere a request's time goes ({profile['workload']} workload; py-spy, wall time, waits included):")
+        for name, share in list(profile["steps_pct"].items())[:18]:
             print(f"  {share:5.1f}%  {name}")
         print("  by layer: " + ", ".join(f"{k} {v}%" for k, v in profile["layers_pct"].items()))
-    cpu = (results.get("probe") or {}).get("cpu_ms_per_request")
+    cpu = probe.get("cpu_ms_per_request")
     if cpu:
         print("\nCPU per request in one process, no load (ms): " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
 
@@ -717,6 +811,8 @@ def main() -> int:
     )
     parser.add_argument("--profile", action="store_true", help="add a phase sampled by py-spy")
     parser.add_argument("--profile-seconds", type=float, default=10.0)
+    parser.add_argument("--profile-workload", choices=("service", "limit"), default="service")
+    parser.add_argument("--seed", type=int, default=1, help="seed of every workload's random choices (1)")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: the service's WEB_CONCURRENCY)")
     parser.add_argument("--threads", type=int, help="Django threads per worker (default: the service's WEB_THREADS)")
     parser.add_argument(
