@@ -79,11 +79,13 @@ TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
 # METRICS_ALLOW_ANONYMOUS (local, test), refused in production.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOW_ANONYMOUS = True
-# HTTP serving (exchange/gunicorn_conf.py, exchange/asgi.py): gunicorn workers (one per core: each runs an event
-# loop; the Django work runs in its thread pool), and the threads per worker that run Django requests (each keeps
-# one database connection).
-WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=2)
-WEB_THREADS = env.int("WEB_THREADS", default=8)
+# HTTP serving (exchange/gunicorn_conf.py, exchange/asgi.py): gunicorn workers (each runs an event loop; the Django
+# work runs in its thread pool), and the threads per worker that run Django requests (each keeps one database
+# connection). Few threads per process: a thread that holds a market's row lock and waits for the GIL behind its
+# siblings keeps every order on that market waiting. Measured on 2 cores (docs/benchmarks.md): 4 x 2 placed 207
+# market orders/s, 2 x 4 168/s, 2 x 8 162/s.
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=4)
+WEB_THREADS = env.int("WEB_THREADS", default=2)
 # A connection whose request headers are not complete this long after it opened is closed, and so is one whose
 # request body has not arrived whole HTTP_BODY_TIMEOUT after its headers (slow clients: exchange/gunicorn_worker.py).
 HTTP_HEADER_TIMEOUT = _duration_seconds("HTTP_HEADER_TIMEOUT", "10s")
