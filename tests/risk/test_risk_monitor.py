@@ -151,4 +151,4 @@ def test_serve_runs_the_risk_monitor_so_gauges_are_fresh_without_a_reader(servic
         service.stop()
     lines = _lines(service.log_path)
     assert _named(lines, "risk_monitor_started") and _named(lines, "risk_monitor_stopped")
-    assert not _named(lines, "risk_monitor_process_exited")
+    assert not _named(lines, "child_process_exited")
