@@ -107,6 +107,13 @@ def _funding(service: Any, verb: str) -> Any:
     return perform
 
 
+def _suspend(**kwargs: Any) -> Any:
+    """Suspending cancels the account's resting orders too (orders.services.account_suspend)."""
+    from orders.services import account_suspend
+
+    return account_suspend(**kwargs)
+
+
 def _transition(service: Any, target: str, verb: str) -> Any:
     def perform(request: HttpRequest, account: Account, data: dict[str, Any]) -> tuple[int, str]:
         account.refresh_from_db(fields=["status"])
@@ -153,7 +160,7 @@ ACCOUNT_ACTIONS = [
         "suspend",
         "Suspend",
         ReasonForm,
-        _transition(services.account_suspend, AccountStatus.SUSPENDED, "suspend"),
+        _transition(_suspend, AccountStatus.SUSPENDED, "suspend"),
         help="No trading and no withdrawals until reactivated; deposits still arrive.",
         danger=True,
     ),
@@ -262,7 +269,7 @@ class AccountAdmin(HistoryAdmin):
 
     @admin.action(description="Suspend selected accounts")
     def suspend(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
-        self._each(request, queryset, services.account_suspend, "suspended")
+        self._each(request, queryset, _suspend, "suspended")
 
     @admin.action(description="Reactivate selected accounts")
     def reactivate(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:

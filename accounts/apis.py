@@ -31,6 +31,7 @@ from accounts.serializers import (
 from exchange import errors
 from exchange.api import PageIn, keyset_link, page_of, paginate, query_params, raise_validation
 from exchange.schema import error_codes
+from orders import services as order_services
 
 ACCOUNT_ID = OpenApiParameter(
     "account_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The account's public id."
@@ -230,7 +231,7 @@ def _status_schema(summary: str, *refusals: Any) -> Any:
 
 
 class AccountSuspendApi(_StatusApi):
-    service = staticmethod(services.account_suspend)
+    service = staticmethod(order_services.account_suspend)  # cancels its resting orders too
 
     @_status_schema("Suspend an active account (operator): no trading, no withdrawals")
     def post(self, request: Request, account_id: str) -> Response:

@@ -939,6 +939,17 @@ def order_cancel_all(
     return cancelled
 
 
+def account_suspend(*, account: Account, actor: Any, reason: str = "") -> Account:
+    """Suspend an account and cancel its resting orders: a suspended account does not trade. The suspension commits
+    first (from then on it places nothing, the status being read under the account's lock by every order), then its
+    orders are cancelled market by market; until they are, a resting order of it may still be filled as a maker."""
+    from accounts import services as account_services
+
+    suspended = account_services.account_suspend(account=account, actor=actor, reason=reason)
+    order_cancel_all(account=suspended, actor=actor, reason=EndReason.ACCOUNT_SUSPENDED)
+    return suspended
+
+
 # --- the house's ladder moves ------------------------------------------------------------------------------------
 def _crossed_by_house(book: LockedBook) -> list[Match]:
     """The matches that fill the resting orders the house's quotes cross, as makers at their own prices. The house

@@ -374,3 +374,32 @@ def test_cancel_all_across_markets_and_a_cancel_on_one_of_them_do_not_deadlock(p
     assert {o.status for o in Order.objects.filter(pk__in=[btc_buy.pk, eth_buy.pk])} == {"cancelled"}
     assert JournalEntry.objects.filter(kind="release").count() == 2
     assert balances_of(alices)["USD"] == (D("20000"), D("0"))
+
+
+def test_suspending_an_account_cancels_its_resting_orders_and_releases_what_they_hold(
+    operator_client, alice_client, alice_account
+):
+    # alice rests a buy of 0.1 BTC at 60,000.00: 6,000.00 + 3.00 maker fee locked.
+    rest = alice_client.post(
+        "/api/v1/orders",
+        {
+            "account_id": str(alice_account.account_id),
+            "symbol": "BTC-USD",
+            "side": "buy",
+            "order_type": "limit",
+            "price": "60000.00",
+            "quantity": "0.1",
+        },
+        format="json",
+    ).json()
+    assert rest["status"] == "open" and rest["reserved"] == "6003.00"
+
+    response = operator_client.post(
+        f"/api/v1/accounts/{alice_account.account_id}/suspend", {"reason": "kyc"}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    order = alice_client.get(f"/api/v1/orders/{rest['order_id']}").json()
+    assert (order["status"], order["end_reason"], order["reserved"]) == ("cancelled", "account_suspended", "0.00")
+    usd = alice_account.balances.get(asset_id="USD")
+    assert (usd.available, usd.locked) == (D("10000.00"), D("0"))
