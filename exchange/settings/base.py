@@ -132,6 +132,8 @@ RISK_REJECTION_RATE_HIGH_PER_MIN = _decimal("RISK_REJECTION_RATE_HIGH_PER_MIN", 
 
 # API keys kept in each process's memory, invalidated by PostgreSQL's notifications (accounts/key_cache.py).
 API_KEY_CACHE = env.bool("API_KEY_CACHE", default=True)
+# "auto": the order path's PostgreSQL functions on PostgreSQL (orders/pg_store.py); "orm" forces the ORM store.
+ORDER_STORE = env.str("ORDER_STORE", default="auto")
 
 # --- Django core ------------------------------------------------------------------------------------
 SECRET_KEY = env.str("SECRET_KEY", default="")
