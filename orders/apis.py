@@ -140,9 +140,9 @@ class OrderDetailApi(APIView):
         summary="Cancel a resting order and release its reservation (a final order answers 409)",
     )
     def delete(self, request: Request, order_id: str) -> Response:
-        order = selectors.order_get(order_id=order_id, user=request.user, key=None)
-        services.order_cancel(order=order, actor=request.user)
-        return Response(OrderOut(selectors.order_get(order_id=order_id, user=request.user, key=None)).data)
+        order = selectors.order_for_cancel(order_id=order_id, user=request.user)
+        cancelled = services.order_cancel(order=order, actor=request.user)
+        return Response(order_json(cancelled, list(selectors.order_fills(order=cancelled))))
 
 
 class TradeListApi(APIView):

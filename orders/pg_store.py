@@ -321,7 +321,14 @@ class PgBookStore:
     """The store contract in two function calls (PostgreSQL only)."""
 
     def lock_book(
-        self, *, market_pk: int, account_pk: int | None, key_id: str | None, side: str, limit: Decimal | None
+        self,
+        *,
+        market_pk: int,
+        account_pk: int | None,
+        key_id: str | None,
+        side: str,
+        limit: Decimal | None,
+        page: int = PAGE,
     ) -> LockedBook:
         # The function takes levels 1 and 2 of the lock order (exchange/locking.py): the market, then the account.
         locking.enter(locking.Level.MARKET, [market_pk])
@@ -330,7 +337,7 @@ class PgBookStore:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT exchange_book_lock(%s, %s, %s, %s, %s, %s)::text",
-                [market_pk, account_pk, key_id, side, limit, PAGE],
+                [market_pk, account_pk, key_id, side, limit, page],
             )
             data = _loads(cursor.fetchone()[0])
         m = data["market"]

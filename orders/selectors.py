@@ -98,3 +98,21 @@ def order_get(*, order_id: Any, user: Any, key: ApiKey | None) -> Order:
     if order is None:
         raise errors.NotFound("Order not found.", details={"order_id": str(order_id)})
     return order
+
+
+def order_for_cancel(*, order_id: Any, user: Any) -> Order:
+    """One of ``user``'s own orders, read lightly (its state is read again under the market's lock by the cancel):
+    another user's order is not found, exactly like one that does not exist."""
+    try:
+        parsed = uuid.UUID(str(order_id))
+    except ValueError:
+        raise errors.NotFound("Order not found.", details={"order_id": str(order_id)[:64]}) from None
+    order = Order.objects.only("id", "market_id", "account_id").filter(order_id=parsed, account__owner=user).first()
+    if order is None:
+        raise errors.NotFound("Order not found.", details={"order_id": str(order_id)})
+    return order
+
+
+def order_fills(*, order: Order) -> QuerySet[Fill]:
+    """An order's fills as the order endpoints show them, in the order they happened."""
+    return Fill.objects.filter(order=order).select_related("trade", "trade__journal_entry").order_by("id")

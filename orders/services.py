@@ -782,7 +782,7 @@ def _place(request: OrderRequest, *, actor: Any, attempt: int) -> PlacedOrder:
         # It took every house quote up to its limit and the house re-quotes at once: filled by the house at its own
         # price, so the book is not crossed after the commit.
         _sweep(
-            _lock_market(market.pk),
+            _lock_market(market.pk, with_book=False),
             market=request.market,
             actor=actor,
             reason="house re-quoted",
@@ -891,8 +891,11 @@ def _cancel_in_book(*, book: LockedBook, orders: list[Order], actor: Any, reason
     return orders
 
 
-def _lock_market(market_pk: int) -> LockedBook:
-    return book_store().lock_book(market_pk=market_pk, account_pk=None, key_id=None, side=BUY, limit=None)
+def _lock_market(market_pk: int, *, with_book: bool = True) -> LockedBook:
+    """The market locked (level 1) and its row; ``with_book`` also reads the first page of resting buys."""
+    return book_store().lock_book(
+        market_pk=market_pk, account_pk=None, key_id=None, side=BUY, limit=None, page=PAGE if with_book else 0
+    )
 
 
 def order_cancel(*, order: Order, actor: Any, reason: str = EndReason.CANCELLED) -> Order:
@@ -900,7 +903,7 @@ def order_cancel(*, order: Order, actor: Any, reason: str = EndReason.CANCELLED)
     order exactly one wins: both lock the market first, and the order's state is read again under that lock."""
 
     def run(attempt: int) -> Order:
-        book = _lock_market(order.market_id)
+        book = _lock_market(order.market_id, with_book=False)
         current = Order.objects.select_related("account", "market").get(pk=order.pk)
         if current.status not in RESTING_STATUSES:
             raise errors.OrderNotCancelable(
@@ -925,7 +928,7 @@ def order_cancel_all(
     market_pks = sorted(set(open_orders.values_list("market_id", flat=True)))
 
     def cancel_on(market_pk: int) -> list[Order]:
-        book = _lock_market(market_pk)
+        book = _lock_market(market_pk, with_book=False)
         orders = list(
             Order.objects.select_related("account", "market")
             .filter(account=account, market_id=market_pk, status__in=RESTING_STATUSES)
@@ -1016,7 +1019,7 @@ def market_price_set(*, market: Market, price: Any, actor: Any, reason: str = ""
     ladder moves with it; resting orders it now crosses are filled against the house in the same transaction."""
 
     def run(attempt: int) -> Market:
-        book = _lock_market(market.pk)
+        book = _lock_market(market.pk, with_book=False)
         updated = market_services.market_set_price(market=market, price=price, actor=actor, reason=reason)
         moved = updated.reference_price != book.market.reference_price
         book.market.reference_price = updated.reference_price
@@ -1038,7 +1041,12 @@ def market_quotes_refresh(*, market: Market, actor: Any, reason: str = "house qu
     (its sequence increases) and the resting orders the new quotes cross are filled. Returns the number of trades."""
     return _with_retries(
         lambda attempt: _sweep(
-            _lock_market(market.pk), market=market, actor=actor, reason=reason, attempt=attempt, moved=True
+            _lock_market(market.pk, with_book=False),
+            market=market,
+            actor=actor,
+            reason=reason,
+            attempt=attempt,
+            moved=True,
         )
     )
 
@@ -1048,7 +1056,7 @@ def market_status_set(*, market: Market, status: str, actor: Any, reason: str = 
     quotes cross are filled at once."""
 
     def run(attempt: int) -> Market:
-        book = _lock_market(market.pk)
+        book = _lock_market(market.pk, with_book=False)
         updated = market_services.market_set_status(market=market, status=status, actor=actor, reason=reason)
         book.market.status = updated.status
         _sweep(book, market=updated, actor=actor, reason=f"market {updated.status}", attempt=attempt)

@@ -36,6 +36,8 @@ from orders.matching import BookOrder
 from orders.models import RESTING_STATUSES, Fill, Order, Trade
 
 ZERO = Decimal(0)
+# Resting orders read per round trip when the book is walked (more pages are read only if an order needs them).
+PAGE = 50
 
 
 @dataclass
@@ -125,7 +127,14 @@ MAKER_FIELDS = (
 
 class BookStore(Protocol):
     def lock_book(
-        self, *, market_pk: int, account_pk: int | None, key_id: str | None, side: str, limit: Decimal | None
+        self,
+        *,
+        market_pk: int,
+        account_pk: int | None,
+        key_id: str | None,
+        side: str,
+        limit: Decimal | None,
+        page: int = PAGE,
     ) -> LockedBook: ...
 
     def resting(
@@ -135,7 +144,6 @@ class BookStore(Protocol):
     def settle(self, settlement: Settlement) -> None: ...
 
 
-PAGE = 50
 
 
 def _book_order(row: Any) -> BookOrder:
@@ -199,7 +207,14 @@ class OrmBookStore:
     the PostgreSQL functions are checked against."""
 
     def lock_book(
-        self, *, market_pk: int, account_pk: int | None, key_id: str | None, side: str, limit: Decimal | None
+        self,
+        *,
+        market_pk: int,
+        account_pk: int | None,
+        key_id: str | None,
+        side: str,
+        limit: Decimal | None,
+        page: int = PAGE,
     ) -> LockedBook:
         from accounts.models import ApiKey
 
@@ -241,7 +256,7 @@ class OrmBookStore:
             key_valid=key_valid,
             base_inventory=inventory.get(market.base_asset_id, ZERO),
             quote_inventory=inventory.get(market.quote_asset_id, ZERO),
-            resting=self.resting(market_pk=market_pk, side=side, limit=limit, after=None, count=PAGE),
+            resting=self.resting(market_pk=market_pk, side=side, limit=limit, after=None, count=page) if page else [],
         )
 
     def resting(

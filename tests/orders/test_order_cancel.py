@@ -332,12 +332,12 @@ def test_cancel_all_across_markets_and_a_cancel_on_one_of_them_do_not_deadlock(p
     real_lock = services._lock_market
     cancel_all_thread: list[threading.Thread] = []
 
-    def lock_market(market_pk: int):
+    def lock_market(market_pk: int, **kwargs: Any):
         if threading.current_thread() in cancel_all_thread and market_pk == eth.pk:
             cancel_all_waits.set()
             single_locked.wait(timeout=10)
             time.sleep(0.3)  # the single cancel is now waiting for alice's balance rows, if they are held
-        book = real_lock(market_pk)
+        book = real_lock(market_pk, **kwargs)
         if threading.current_thread() not in cancel_all_thread:
             single_locked.set()
         return book
