@@ -31,6 +31,13 @@ class Command(BaseCommand):
             spec = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         try:
             keys = seed(spec)
+            if spec.get("house"):
+                # More house inventory deepens the house's derived ladder: resting orders it now crosses are filled.
+                from markets.models import Market
+                from orders.services import market_quotes_refresh
+
+                for market in Market.objects.all():
+                    market_quotes_refresh(market=market, actor=None, reason="house funded")
         except errors.ExchangeError as exc:
             raise CommandError(f"{exc.code}: {exc.message} {exc.details}") from exc
         lines = [f"{k['username']}\t{k['scopes']}\t{k['key']}" for k in keys]
