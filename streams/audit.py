@@ -31,7 +31,7 @@ logger = structlog.get_logger("exchange.streams.audit")
 SENT = Counter("exchange_audit_events", "Audit events handed to the correlator, by outcome.", ["outcome"])
 
 _TYPES = {
-    "new": "order_placed",
+    "open": "order_placed",
     "partially_filled": "order_filled",
     "filled": "order_filled",
     "rejected": "order_rejected",
