@@ -313,11 +313,13 @@ class Hub:
             self.delivered = last_seq()
             self._ready.set()
             logger.info("stream_hub_started", seq=self.delivered)
+        new_rows = True
         while not self._stop.is_set():
-            stamp()
+            if new_rows:
+                stamp()
             self._deliver()
             self._housekeeping()
-            self._wait()
+            new_rows = self._wait()
 
     def _deliver(self) -> None:
         while True:
@@ -357,16 +359,17 @@ class Hub:
             self._last_prune = now
             prune(older_than_seconds=settings.STREAM_RETENTION)
 
-    def _wait(self) -> None:
+    def _wait(self) -> bool:
+        """Until a notification or the poll interval. Returns whether there may be unstamped rows: a commit
+        notified (or nothing did: look anyway); a wake-up from another process's stamping needs only a read."""
         if self._listen_conn is None:
             self._wake.wait(self.poll)
             self._wake.clear()
-            return
-        for _ in self._listen_conn.notifies(timeout=self.poll, stop_after=1):
-            pass
+            return True
+        channels = {n.channel for n in self._listen_conn.notifies(timeout=self.poll, stop_after=1)}
         # Drain what else arrived meanwhile: one look at the outbox covers them all.
-        for _ in self._listen_conn.notifies(timeout=0, stop_after=1000):
-            pass
+        channels |= {n.channel for n in self._listen_conn.notifies(timeout=0, stop_after=1000)}
+        return not channels or CHANNEL in channels
 
     def _close_listen(self) -> None:
         if self._listen_conn is not None:

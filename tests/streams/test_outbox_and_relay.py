@@ -85,3 +85,51 @@ def test_replay_gives_exactly_the_events_after_an_id_that_a_filter_wants(postgre
     assert {e.payload["account_id"] for e in events} == {str(mine.account_id)}
     second = replay(flt, after=events[0].position, until=until)
     assert second == events[1:]
+
+
+def test_stream_events_render_what_the_rest_resources_render(postgres, alice, bob, operator_user):
+    """An order event is GET /orders/{id}, a trade event GET /trades' item, a balance event the balance, from the
+    rows the changes wrote."""
+    from decimal import Decimal as D
+
+    from accounts import services as account_services
+    from markets.models import Market
+    from orders import services
+    from orders.models import Fill, Order
+    from orders.serializers import OrderOut, TradeOut
+    from streams.rendering import FILL, ORDER, render
+
+    for asset, amount in {"BTC": "40", "USD": "4000000"}.items():
+        account_services.house_fund(asset=asset, amount=amount, actor=operator_user)
+    seller = make_account(owner=alice, label="a", funds={"BTC": "2"})
+    buyer = make_account(owner=bob, label="b", funds={"USD": "100000"})
+    btc = Market.objects.get(symbol="BTC-USD")
+    stamp()
+    start = max([0, *Event.objects.exclude(seq=None).values_list("seq", flat=True)])
+    services.order_place(
+        request=services.OrderRequest(
+            account=seller, market=btc, side="sell", order_type="limit", price=D("65010.00"), quantity=D("0.5")
+        ),
+        actor=alice,
+    )
+    services.order_place(
+        request=services.OrderRequest(account=buyer, market=btc, side="buy", order_type="market", quantity=D("0.7")),
+        actor=bob,
+    )
+    stamp()
+    events = render(fetch(after=start), wanted=lambda topic, account, market: True)
+    orders = [e for e in events if e.topic == ORDER]
+    last = {e.payload["order_id"]: e.payload for e in orders}
+    for order in Order.objects.filter(order_id__in=list(last)):
+        assert last[str(order.order_id)] == OrderOut(order).data
+    fills = {e.payload["trade_id"] + e.payload["side"]: e.payload for e in events if e.topic == FILL}
+    assert len(fills) == Fill.objects.count() > 2
+    for fill in Fill.objects.all():
+        assert fills[str(fill.trade.trade_id) + fill.side] == TradeOut(fill).data
+    balances = [e.payload for e in events if e.topic == BALANCE and e.payload["account_id"] == str(buyer.account_id)]
+    final = {b["asset"]: b for b in balances}
+    for balance in buyer.balances.all():
+        if balance.asset_id in final:
+            assert (
+                final[balance.asset_id]["available"] == f"{balance.available:.{2 if balance.asset_id == 'USD' else 8}f}"
+            )
