@@ -163,6 +163,7 @@ INSTALLED_APPS = [
     "markets",
     "orders",
     "risk",
+    "simulation",
 ]
 
 MIDDLEWARE = [
