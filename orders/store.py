@@ -144,6 +144,8 @@ class BookStore(Protocol):
     def settle(self, settlement: Settlement) -> None: ...
 
 
+
+
 def _book_order(row: Any) -> BookOrder:
     return BookOrder(
         pk=row.pk,
