@@ -171,6 +171,8 @@ class PriceEngine:
         self.scenario_pk: int | None = None
         self.agents: Any = None
         self.ticks = 0
+        # named in every tick's history reason, so each price change says which process made it
+        self.identity = leader_identity()
 
     # --- configuration ------------------------------------------------------------------------------------------
     def _version(self) -> Any:
@@ -290,7 +292,7 @@ class PriceEngine:
                         driver.last_set = price
                     continue
                 market = Market.objects.get(pk=driver.market_pk)
-                market_price_set(market=market, price=price, actor=None, reason=reason[:100])
+                market_price_set(market=market, price=price, actor=None, reason=f"{reason} by {self.identity}"[:100])
                 driver.last_set = price
                 prices[driver.symbol] = price
                 TICKS.labels(symbol=driver.symbol).inc()

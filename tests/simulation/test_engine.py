@@ -4,6 +4,8 @@ the USD ones; an operator's price re-anchors the path. A fake clock drives the r
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
@@ -82,7 +84,8 @@ def test_each_tick_sets_the_price_the_seeded_path_has_at_that_moment(house):
     assert len(moved) > 40
     assert Market.objects.get(symbol="BTC-USD").reference_price == path[-1]
     reasons = Market.objects.get(symbol="BTC-USD").history.order_by("-history_id")[0].history_change_reason
-    assert reasons == "price engine: gbm step 50"
+    assert reasons == f"price engine: gbm step 50 by {engine.identity}"
+    assert engine.identity == f"exchange-simulator@{socket.gethostname()}:{os.getpid()}"
 
 
 def test_a_resting_order_the_path_crosses_is_filled_by_that_tick(alice, house):
