@@ -9,6 +9,9 @@ class SimulationConfig(AppConfig):
 
     def ready(self) -> None:
         from exchange.health import SECTIONS
+        from markets import market_data
         from simulation.leadership import engine_status
+        from simulation.selectors import market_path_driven
 
         SECTIONS["price_engine"] = engine_status
+        market_data.path_driven = market_path_driven

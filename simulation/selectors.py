@@ -49,3 +49,10 @@ def scenario_loaded_view(loaded: Any) -> dict[str, Any]:
         ],
         "api_keys": loaded.new_keys,
     }
+
+
+def market_path_driven(market: Any) -> bool:
+    """Whether the price engine moves this market's price (markets/market_data.py candles carry its path)."""
+    from simulation.models import MarketSimulation, ModelKind
+
+    return MarketSimulation.objects.filter(market=market, enabled=True).exclude(kind=ModelKind.FIXED).exists()
