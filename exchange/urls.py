@@ -18,6 +18,7 @@ api_v1 = [
     path("", include("risk.urls")),
     path("", include("ledger.urls")),
     path("", include("streams.urls")),
+    path("", include("simulation.urls")),
 ]
 
 urlpatterns = [

@@ -66,6 +66,15 @@ READINESS_POLL_INTERVAL = _duration_seconds("READINESS_POLL_INTERVAL", "2s")
 # How often the risk monitor (`manage.py risk_monitor`, run by `serve`) recomputes the risk gauges and alerts;
 # 0 keeps `serve` from starting it.
 RISK_MONITOR_INTERVAL = _duration_seconds("RISK_MONITOR_INTERVAL", "15s")
+# The price engine (`manage.py run_market`, run by `serve`; docs/simulation.md): false keeps prices where operators
+# set them. Markets with no scenario follow a GBM of PRICE_ENGINE_VOLATILITY (a year) ticking every PRICE_ENGINE_TICK
+# under PRICE_ENGINE_SEED; cross markets follow the USD ones with a small basis.
+PRICE_ENGINE_ENABLED = env.bool("PRICE_ENGINE_ENABLED", default=True)
+PRICE_ENGINE_TICK = _duration_seconds("PRICE_ENGINE_TICK", "1s")
+PRICE_ENGINE_SEED = env.str("PRICE_ENGINE_SEED", default="exchange-simulator")
+PRICE_ENGINE_VOLATILITY = env.float("PRICE_ENGINE_VOLATILITY", default=0.6)
+# Where `load_scenario` writes the API keys a scenario issues (mode 0600).
+SCENARIO_KEYS_FILE = env.str("SCENARIO_KEYS_FILE", default=str(BASE_DIR / "scenario-keys.txt"))
 # Where `serve` writes the demo data's API keys (mode 0600) when it seeds an empty database.
 DEMO_API_KEYS_FILE = env.str("DEMO_API_KEYS_FILE", default=str(BASE_DIR / "api-keys.txt"))
 # Brute force (exchange/ratelimit.py): failed API-key authentications per client address and window; over the
@@ -165,6 +174,7 @@ INSTALLED_APPS = [
     "risk",
     "streams",
     "corsheaders",
+    "simulation",
 ]
 
 MIDDLEWARE = [
