@@ -21,3 +21,5 @@ if DATABASES["default"]["ENGINE"] == "exchange.db.postgresql":
 # Test transactions roll back, so they never notify: a cached key would outlive its revocation. Tests of the cache
 # turn it on with committed transactions (tests/accounts/test_key_cache.py).
 API_KEY_CACHE = False
+# Test transactions roll back and tests inject and clear faults at once: read what is in force every time.
+CHAOS_CACHE_TTL = 0.0
