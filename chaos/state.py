@@ -79,7 +79,7 @@ def draw(injection: Active, key: str | None = None) -> float:
     """A number in [0, 1) from the injection's seed and ``key`` (a process-wide sequence when ``key`` is None)."""
     if key is None:
         key = f"#{next(_counter)}"
-    digest = hashlib.sha256(f"{injection.seed}:{injection.chaos_id}:{key}".encode()).digest()
+    digest = hashlib.sha256(f"{injection.seed}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -129,8 +129,37 @@ class _Snapshot:
             for pk, chaos_id, kind, params, operations, accounts, markets, seed, expires_at in rows
         )
         with self.lock:
-            self.items, self.taken = items, time.monotonic()
+            before, self.items, self.taken = self.items, items, time.monotonic()
+        _ladder_faults_ended(before, items)
+        from chaos.services import affected_flush
+
+        affected_flush()
         return items
+
+
+def _ladder_faults_ended(before: tuple[Active, ...], now: tuple[Active, ...]) -> None:
+    """A spread or liquidity fault that ended since the last snapshot (expired, or cleared elsewhere): the house's
+    quotes narrow or deepen again, so the markets it named are re-quoted (resting orders the quotes now cross are
+    filled), in a thread of its own. Each process that notices does it; a second time changes nothing."""
+    if settings.CHAOS_CACHE_TTL <= 0:  # tests: transactions never commit, nothing expires between two reads
+        return
+    current = {i.pk for i in now}
+    ended = [i for i in before if i.type in ("spreads", "liquidity") and i.pk not in current]
+    if not ended:
+        return
+    symbols = sorted({s for i in ended for s in i.markets}) if all(i.markets for i in ended) else []
+
+    def run() -> None:
+        from django.db import connection
+
+        from chaos.services import _ladder_refresh
+
+        try:
+            _ladder_refresh(symbols)
+        finally:
+            connection.close()
+
+    threading.Thread(target=run, name="chaos-ladder", daemon=True).start()
 
 
 _snapshot = _Snapshot()

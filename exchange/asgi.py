@@ -64,12 +64,8 @@ async def django_app(scope: Scope, receive: Receive, send: Send) -> None:
     await _with_chaos(scope, replay, send, b"".join(chunks))
 
 
-async def _django_with_body(scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
-    await _django(scope, receive, send)
-
-
 # Chaos (chaos/asgi.py): injected latency before Django handles the request, and lost answers.
-_with_chaos = chaos_wrap(_django_with_body)
+_with_chaos = chaos_wrap(_django)
 
 
 def _declared_length(scope: Scope) -> int:
