@@ -9,7 +9,9 @@ dropped connection of a lost answer.
   and its body never, so the server closes the connection mid-response and the client has no answer (the order
   is committed).
 
-The snapshot of what is in force is refreshed in a thread when stale, never with a query on the event loop.
+The snapshot of what is in force is refreshed in a thread when stale, never with a query on the event loop. The ids
+of the latency injections that delayed a request reach Django in the ``X-Chaos-Latency`` header (one a client sends
+is removed first), so an order placed by a delayed request carries its chaos_id too (chaos/middleware.py).
 """
 
 from __future__ import annotations
@@ -45,16 +47,20 @@ def _account_keys(account_id: str | None) -> frozenset[str]:
     return keys
 
 
-async def delay_for(scope: Scope, body: bytes) -> float:
-    """Seconds the request waits before Django handles it (0 when no latency injection covers it)."""
+LATENCY_HEADER = b"x-chaos-latency"
+
+
+async def delay_for(scope: Scope, body: bytes) -> tuple[float, list[str]]:
+    """Seconds the request waits before Django handles it (0 when no latency injection covers it), and the ids of
+    the injections that asked for it."""
     path = scope.get("path", "")
     if not requests.is_trading(path):
-        return 0.0
+        return 0.0, []
     if not state.snapshot_fresh():
         await asyncio.to_thread(state.refresh)
     injections = state.in_force("latency")
     if not injections:
-        return 0.0
+        return 0.0, []
     from chaos import effects
 
     info = requests.scope_of(scope.get("method", "GET"), path, scope.get("query_string", b""), body)
@@ -69,19 +75,20 @@ async def delay_for(scope: Scope, body: bytes) -> float:
             symbol = symbol_normalize(info["symbol"])
         except Exception:
             symbol = None
-    delay, _ids = effects.latency(
-        operation=info["operation"], account_keys=keys, symbol=symbol, key=info["client_order_id"]
-    )
-    return delay
+    return effects.latency(operation=info["operation"], account_keys=keys, symbol=symbol, key=info["client_order_id"])
 
 
 def wrap(app: ASGIApp) -> Callable[[Scope, Any, Any, bytes], Awaitable[None]]:
     """``app`` (given the request body already read) with chaos's latency and dropped answers."""
 
     async def run(scope: Scope, receive: Any, send: Any, body: bytes) -> None:
-        delay = await delay_for(scope, body)
+        # The header that tells Django which latency injections delayed the request is ours alone.
+        headers = [(n, v) for n, v in scope.get("headers", []) if n.lower() != LATENCY_HEADER]
+        delay, ids = await delay_for(scope, body)
         if delay > 0:
+            headers.append((LATENCY_HEADER, ",".join(ids).encode()))
             await asyncio.sleep(delay)
+        scope = {**scope, "headers": headers}
         dropped = False
 
         async def guarded_send(message: MutableMapping[str, Any]) -> None:

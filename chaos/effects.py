@@ -11,12 +11,16 @@ Each returns quickly from the per-process snapshot (chaos/state.py) and counts w
 
 from __future__ import annotations
 
+import contextvars
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from chaos import services, state
 from chaos.models import ChaosType
+
+# The latency injections that delayed the request being handled (comma-separated ids; chaos/asgi.py, middleware.py).
+REQUEST_LATENCY: contextvars.ContextVar[str] = contextvars.ContextVar("chaos_request_latency", default="")
 
 
 def _account_keys(account: Any) -> frozenset[str]:
@@ -70,9 +74,10 @@ class OrderFaults:
     def chaos_id(self) -> str:
         return self.chaos_ids[0] if self.chaos_ids else ""
 
-    def acted(self, injection: state.Active) -> None:
+    def acted(self, injection: state.Active, *, count: bool = True) -> None:
         self.chaos_ids.append(injection.chaos_id)
-        self.injections.append(injection)
+        if count:
+            self.injections.append(injection)
 
     def counted(self) -> None:
         """The order was stored: count it for each injection that acted on it."""
@@ -99,6 +104,7 @@ def order_faults(*, account: Any, symbol: str, client_order_id: str | None) -> O
     if not active:
         return NO_FAULTS
     faults = OrderFaults()
+    delayed = set(REQUEST_LATENCY.get().split(",")) - {""}
     keys = _account_keys(account)
     ranked = sorted(
         (i for i in active if i.covers(operation="place_order", account_keys=keys, symbol=symbol)),
@@ -135,6 +141,9 @@ def order_faults(*, account: Any, symbol: str, client_order_id: str | None) -> O
             i.type for i in faults.injections
         ]:
             faults.acted(injection)
+    for injection in active:  # counted already, as a request
+        if injection.chaos_id in delayed:
+            faults.acted(injection, count=False)
     return faults if faults.chaos_ids else NO_FAULTS
 
 

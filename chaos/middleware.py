@@ -35,7 +35,11 @@ class ChaosMiddleware:
                 )
                 response["X-Chaos-Id"] = down.chaos_id
                 return response
-        response = self.get_response(request)
+        token = effects.REQUEST_LATENCY.set(request.META.get("HTTP_X_CHAOS_LATENCY", ""))
+        try:
+            response = self.get_response(request)
+        finally:
+            effects.REQUEST_LATENCY.reset(token)
         headers = getattr(request, "key_limit_headers", None)
         if headers:
             for name, value in headers.items():

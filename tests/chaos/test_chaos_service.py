@@ -156,7 +156,7 @@ def test_latency_delays_the_scoped_operation_and_account_only_until_cleared(venu
     assert all(0.6 <= t < 3 for t, _ in slow), [t for t, _ in slow]
     assert other_account < 0.5 and other_operation < 0.5
     order = venue.trader.get(f"/orders/{slow[0][1].json()['order_id']}").json()
-    assert order["status"] == "filled"
+    assert (order["status"], order["chaos_id"]) == ("filled", chaos["chaos_id"])
 
     venue.clear(chaos["chaos_id"])
     after, response = timed(lambda: venue.order("strategy-arbitrage"))
