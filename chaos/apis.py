@@ -76,8 +76,11 @@ def _inject_view(kind: str, serializer: type[serializers.Serializer], path: str,
         def post(self, request: Request) -> Response:
             data = raise_validation(serializer(data=s.normalize(request.data)))
             common = {
-                n: data.pop(n, None) for n in ("duration_s", "seed", "operations", "affected_accounts", "symbols")
+                n: data.pop(n, None)
+                for n in ("duration_s", "duration", "seed", "operations", "affected_accounts", "symbols")
             }
+            if common["duration_s"] is None and common["duration"]:
+                common["duration_s"] = s.duration_seconds(common["duration"])
             injection = services.injection_create(
                 kind=kind,
                 params=data,

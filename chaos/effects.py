@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+
 from chaos import services, state
 from chaos.models import ChaosType
 
@@ -51,7 +53,8 @@ def latency(
             continue
         jitter = int(injection.params.get("jitter_ms", 0))
         extra = state.draw(injection, f"j:{key}" if key else None) * jitter if jitter else 0.0
-        delay = max(delay, (int(injection.params.get("delay_ms", 0)) + extra) / 1000)
+        wanted = (int(injection.params.get("delay_ms", 0)) + extra) / 1000
+        delay = max(delay, min(wanted, settings.CHAOS_MAX_LATENCY))
         ids.append(injection.chaos_id)
         services.affected_add(injection)
     return delay, ids

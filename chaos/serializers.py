@@ -18,11 +18,13 @@ from rest_framework import serializers
 
 from chaos.state import OPERATIONS
 from exchange import errors
-from exchange.api import StrictIntegerField, TextField
+from exchange.api import PatternField, StrictIntegerField, TextField, any_case
+from markets.fields import SYMBOL_HELP, SYMBOLS
+from markets.reference_data import MARKETS
 from orders.matching import RejectReason
 
-DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h)?\s*$")
-UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+DURATION_RE = re.compile(r"^(\d{1,9}(?:\.\d{1,6})?)(ns|us|ms|s|m|h)?$")
+UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 # Operation names as the ecosystem's clients spell them.
 OPERATION_ALIASES = {
     "submit_order": "place_order",
@@ -102,22 +104,23 @@ def normalize(data: Any) -> dict[str, Any]:
         raise errors.ValidationFailed("The body must be a JSON object.")
     out: dict[str, Any] = {}
     for raw_key, value in data.items():
-        key = _snake(str(raw_key))
-        key = KEY_ALIASES.get(key, key)
+        snake = _snake(str(raw_key))
+        key = KEY_ALIASES.get(snake, snake)
         if key in ("affected_accounts", "symbols", "operations") and value is not None:
-            value = value if isinstance(value, list) else [value]
-            if key in out:
+            # A single value under another name (operation, symbol, account) is a list of one; the canonical
+            # names take lists only, as the schema says.
+            if not isinstance(value, list) and (raw_key != key):
+                value = [value]
+            if key in out and isinstance(out[key], list) and isinstance(value, list):
                 value = [*out[key], *value]
         out[key] = value
-    if "duration" in out and "duration_s" not in out:
-        out["duration_s"] = out.pop("duration")
-    else:
-        out.pop("duration", None)
-    if "duration_s" in out and out["duration_s"] is not None:
+    duration = out.get("duration")
+    if duration is not None and not isinstance(duration, str):
+        # A Go time.Duration (nanoseconds) or a number of seconds under "Duration".
         try:
-            out["duration_s"] = duration_seconds(out["duration_s"])
+            out["duration_s"] = duration_seconds(out.pop("duration"))
         except ValueError as exc:
-            raise errors.ValidationFailed(details={"fields": {"duration_s": [str(exc)]}}) from None
+            raise errors.ValidationFailed(details={"fields": {"duration": [str(exc)]}}) from None
     if isinstance(out.get("operations"), list):
         out["operations"] = [
             OPERATION_ALIASES.get(_snake(o), _snake(o)) if isinstance(o, str) else o for o in out["operations"]
@@ -125,23 +128,66 @@ def normalize(data: Any) -> dict[str, Any]:
     return out
 
 
-class _Fraction(serializers.DecimalField):
+class _StrictFloat(serializers.FloatField):
+    """A JSON number only (the schema says number): a string or a boolean is refused."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, (bool, str)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class _Number(_StrictFloat):
+    """A JSON number, validated in range and kept as a Decimal (never a float in what is stored: the parameters
+    are written as decimal strings)."""
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        value = super().run_validation(data)
+        if data is serializers.empty or value is None or isinstance(value, Decimal):
+            return value
+        return Decimal(str(data)) if isinstance(data, (Decimal, int)) else Decimal(repr(value))
+
+
+class _Fraction(_Number):
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_digits", 12)
-        kwargs.setdefault("decimal_places", 6)
-        kwargs.setdefault("min_value", Decimal(0))
-        kwargs.setdefault("max_value", Decimal(1))
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_value", 1)
         super().__init__(**kwargs)
+
+
+def chaos_symbol_pattern() -> str:
+    """The listed markets in every spelling SymbolField accepts, and each pair named the other way round."""
+    pairs = [(m["base"], m["quote"]) for m in MARKETS] + [(m["quote"], m["base"]) for m in MARKETS]
+    spellings = sorted(f"{any_case(a)}[-/_]?{any_case(b)}" for a, b in pairs)
+    return rf"^(?:{'|'.join(spellings)})$"
+
+
+class ChaosSymbolField(PatternField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 21)
+        kwargs.setdefault("help_text", SYMBOL_HELP + " The pair may also be named the other way round (USD-BTC).")
+        super().__init__(chaos_symbol_pattern(), code=errors.UnknownSymbol.code, **kwargs)
+        self.error_messages[errors.UnknownSymbol.code] = f"Unknown market symbol; the markets: {', '.join(SYMBOLS)}."
+
+
+MAX_LATENCY_MS = int(settings.CHAOS_MAX_LATENCY * 1000)
 
 
 class InjectionIn(serializers.Serializer):
     """What every injection accepts: its duration, seed and scope."""
 
-    duration_s = serializers.FloatField(
+    duration_s = _StrictFloat(
         required=False,
         min_value=0.001,
-        help_text='How long it lasts, in seconds (or send duration as a string such as "20m"); default '
-        "CHAOS_DEFAULT_DURATION, at most CHAOS_MAX_DURATION.",
+        max_value=settings.CHAOS_MAX_DURATION,
+        help_text="How long it lasts, in seconds (or send duration); default CHAOS_DEFAULT_DURATION, at most "
+        "CHAOS_MAX_DURATION.",
+    )
+    duration = PatternField(
+        DURATION_RE.pattern,
+        required=False,
+        max_length=30,
+        help_text='How long it lasts, as a string such as "20m", "30s", "1h", "250ms" (instead of duration_s).',
     )
     seed = StrictIntegerField(
         required=False, min_value=0, max_value=2**62, help_text="Seed of its random decisions; drawn if absent."
@@ -159,31 +205,25 @@ class InjectionIn(serializers.Serializer):
         help_text="Account ids or labels it applies to; absent: every account.",
     )
     symbols = serializers.ListField(
-        child=TextField(max_length=21),
+        child=ChaosSymbolField(),
         required=False,
         max_length=50,
         help_text="Markets it applies to, in any spelling (BTC-USD, BTC/USD, btc_usd); absent: every market.",
     )
 
-    def validate_duration_s(self, value: float) -> float:
-        if value > settings.CHAOS_MAX_DURATION:
-            raise serializers.ValidationError(f"At most CHAOS_MAX_DURATION ({settings.CHAOS_MAX_DURATION:g} s).")
-        return value
-
 
 class LatencyIn(InjectionIn):
-    delay_ms = StrictIntegerField(min_value=0, help_text="Fixed delay before the request is handled.")
+    delay_ms = StrictIntegerField(
+        min_value=0, max_value=MAX_LATENCY_MS, help_text="Fixed delay before the request is handled."
+    )
     jitter_ms = StrictIntegerField(
-        required=False, min_value=0, default=0, help_text="Up to this much more, drawn per request."
+        required=False,
+        min_value=0,
+        max_value=MAX_LATENCY_MS,
+        default=0,
+        help_text="Up to this much more, drawn per request; delay plus jitter is capped at CHAOS_MAX_LATENCY.",
     )
     probability = _Fraction(required=False, default=Decimal(1), help_text="Share of requests delayed.")
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if (attrs["delay_ms"] + attrs.get("jitter_ms", 0)) / 1000 > settings.CHAOS_MAX_LATENCY:
-            raise serializers.ValidationError(
-                {"delay_ms": [f"delay_ms + jitter_ms is at most CHAOS_MAX_LATENCY ({settings.CHAOS_MAX_LATENCY:g} s)."]}
-            )
-        return attrs
 
 
 class RejectOrdersIn(InjectionIn):
@@ -203,16 +243,11 @@ class DowntimeIn(InjectionIn):
 
 
 class SpreadsIn(InjectionIn):
-    multiplier = serializers.DecimalField(
-        max_digits=12, decimal_places=4, min_value=Decimal("0.0001"), help_text="Times the house's spread."
+    multiplier = _Number(
+        min_value=0.0001,
+        max_value=float(settings.CHAOS_MAX_SPREAD_MULTIPLIER),
+        help_text="Times the house's spread (at most CHAOS_MAX_SPREAD_MULTIPLIER).",
     )
-
-    def validate_multiplier(self, value: Decimal) -> Decimal:
-        if value > settings.CHAOS_MAX_SPREAD_MULTIPLIER:
-            raise serializers.ValidationError(
-                f"At most CHAOS_MAX_SPREAD_MULTIPLIER ({settings.CHAOS_MAX_SPREAD_MULTIPLIER})."
-            )
-        return value
 
 
 class LiquidityIn(InjectionIn):
@@ -225,14 +260,14 @@ class LiquidityIn(InjectionIn):
 
 class RestoreLiquidityIn(serializers.Serializer):
     symbols = serializers.ListField(
-        child=TextField(max_length=21), required=False, max_length=50, help_text="Markets; absent: every market."
+        child=ChaosSymbolField(), required=False, max_length=50, help_text="Markets; absent: every market."
     )
 
 
 class PartialFillsIn(InjectionIn):
     max_fill_fraction = _Fraction(
-        min_value=Decimal("0.000001"),
-        max_value=Decimal("0.999999"),
+        min_value=0.000001,
+        max_value=0.999999,
         required=False,
         default=Decimal("0.5"),
         help_text="At most this share of what a match could fill is filled, one match per order; the rest as "
@@ -251,16 +286,19 @@ class UnknownOutcomeIn(InjectionIn):
     )
 
 
+DEFAULT_TIGHT_WEIGHT = 60
+
+
 class RateLimitsIn(InjectionIn):
+    """Any of the three limits; none given: a request weight of 60 per minute."""
+
     weight_limit_1m = StrictIntegerField(required=False, min_value=1, help_text="Request weight per key and minute.")
     order_limit_10s = StrictIntegerField(required=False, min_value=1, help_text="Orders per key and 10 seconds.")
     order_limit_1d = StrictIntegerField(required=False, min_value=1, help_text="Orders per key and day.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not any(attrs.get(n) for n in ("weight_limit_1m", "order_limit_10s", "order_limit_1d")):
-            raise serializers.ValidationError(
-                {"weight_limit_1m": ["Give at least one of weight_limit_1m, order_limit_10s, order_limit_1d."]}
-            )
+            attrs["weight_limit_1m"] = DEFAULT_TIGHT_WEIGHT
         return attrs
 
 
