@@ -7,6 +7,11 @@
 * ``rate_limits()``: per-key limits a chaos action tightened (exchange/key_limits.py).
 
 Each returns quickly from the per-process snapshot (chaos/state.py) and counts what it acted on.
+
+Another API in front of the same order path (the Binance-style facade) gets rejections, fill caps and the ladder
+for free (orders.services.order_place applies them), and downtime and latency too (they act on /api/v3 paths); to
+lose answers as well it checks ``placed.chaos.unknown_outcome`` after ``order_place`` and answers
+``lost_answer(...)`` (or its own 5xx) instead of the order.
 """
 
 from __future__ import annotations

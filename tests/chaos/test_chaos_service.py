@@ -43,13 +43,16 @@ SEED = {
 
 class Venue:
     def __init__(self, process: ServiceProcess, keys: dict[str, str]) -> None:
-        self.process = process
-        self.ops = httpx.Client(base_url=process.base_url, headers=_auth(keys["coordinator"]), timeout=30)
-        self.trader = httpx.Client(
-            base_url=f"{process.base_url}/api/v1", headers=_auth(keys["strategy-desk"]), timeout=30
-        )
+        self.process, self.keys = process, keys
         self.trader_key = keys["strategy-desk"]
         self.accounts: dict[str, str] = {}
+        self.reconnect()
+
+    def reconnect(self) -> None:
+        """Fresh clients (after a restart the pooled connections are gone)."""
+        base = self.process.base_url
+        self.ops = httpx.Client(base_url=base, headers=_auth(self.keys["coordinator"]), timeout=30)
+        self.trader = httpx.Client(base_url=f"{base}/api/v1", headers=_auth(self.trader_key), timeout=30)
 
     def open_account(self, label: str, funds: dict[str, str]) -> str:
         response = self.ops.post("/api/v1/accounts", json={"label": label, "owner": "strategy-desk"})
@@ -399,3 +402,21 @@ def test_metrics_show_what_is_in_force_and_what_it_touched(venue: Venue) -> None
     assert re.search(r'^exchange_chaos_active\{type="downtime"\} 0\.0$', text, re.MULTILINE)
     affected = re.search(r'^exchange_chaos_affected_total\{type="reject_orders"\} (\S+)$', text, re.MULTILINE)
     assert affected is not None
+
+
+def test_an_injection_outlives_a_restart_and_still_ends_on_its_own(venue: Venue) -> None:
+    chaos = venue.inject("simulate-downtime", {"duration_s": 30, "error_message": "exchange_maintenance"})
+
+    assert venue.process.terminate() == 0
+    venue.process.start()
+    venue.reconnect()
+
+    status = venue.ops.get("/chaos/status").json()
+    assert [i["chaos_id"] for i in status["active"]] == [chaos["chaos_id"]]
+    assert venue.trader.get("/markets").status_code == 503
+    remaining = status["active"][0]["remaining_s"]
+    time.sleep(remaining + SETTLE)
+    assert venue.trader.get("/markets").status_code == 200
+    assert venue.ops.get("/chaos/status").json()["count"] == 0
+    assert grpc_health.wait_for_check(venue.process.grpc_target, "", "SERVING", 5) == "SERVING"
+    venue.reconciles()
