@@ -332,6 +332,16 @@ class Hub:
             new_rows = self._wait()
 
     def _deliver(self) -> None:
+        with self._lock:
+            idle = not self._subs and self.forwarder is None
+        if idle:  # nobody to deliver to: move on to the end, so a first subscriber does not wait for a backlog
+            top = last_seq()
+            with self._lock:
+                start, self.delivered = self.delivered, max(self.delivered, top)
+                late = [s for s in self._subs if s.cursor == start and start < top]
+            for sub in late:
+                _call(sub, sub.offer, [Gap(start, top)])
+            return
         while True:
             if self.sources:
                 where = f"topic IN ({', '.join(['%s'] * len(self.sources))})"
