@@ -137,6 +137,8 @@ ORDER_STORE = env.str("ORDER_STORE", default="auto")
 
 # --- Django core ------------------------------------------------------------------------------------
 SECRET_KEY = env.str("SECRET_KEY", default="")
+# Encrypts API keys' signing secrets at rest (accounts/signing.py). Unset: derived from SECRET_KEY (development).
+SIGNING_SECRET_KEY = env.str("SIGNING_SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
 

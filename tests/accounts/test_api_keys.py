@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.models import Account, ApiKey, Balance
+from accounts.signing import signing_secret_decrypt
 from exchange import errors
 from ledger.models import JournalEntry, Posting
 from tests.factories import UserFactory
@@ -66,12 +67,15 @@ def test_create_api_key_prints_the_key_once_and_it_authenticates():
     call_command("create_api_key", user="carol", scopes="read,trade", create_user=True, stdout=out, stderr=err)
 
     lines = out.getvalue().splitlines()
-    assert len(lines) == 1, "stdout carries the key and nothing else, so scripts can capture it"
-    plain = lines[0]
+    assert len(lines) == 2, "stdout carries the key and its signing secret and nothing else, for scripts"
+    plain, secret = lines
     key = ApiKey.objects.get(user__username="carol")
     assert plain.startswith(key.prefix + ".")
     assert key.scopes == ["read", "trade"]
-    assert plain not in err.getvalue()
+    assert plain not in err.getvalue() and secret not in err.getvalue()
+    # The signing secret is stored encrypted, never in the clear, and decrypts to what was shown.
+    assert len(secret) == 64 and secret not in key.signing_secret_encrypted
+    assert signing_secret_decrypt(key.signing_secret_encrypted) == secret
     assert "shown once" in err.getvalue()
 
     response = _client(HTTP_AUTHORIZATION=f"Api-Key {plain}").get("/api/v1/accounts")
@@ -258,3 +262,31 @@ def test_scopes_grant_what_they_name():
     # Operators act on the books, not on behalf of customers: no trade scope. They read what monitors read.
     assert operator.granted() == {"read", "monitor", "operator"}
     assert monitor.granted() == {"read", "monitor"}
+
+
+def test_create_api_key_binds_the_key_to_one_of_the_users_accounts(alice):
+    account = services.account_create(owner=alice, label="bot")
+    out = StringIO()
+    call_command(
+        "create_api_key", user="alice", scopes="trade", account=str(account.account_id), stdout=out, stderr=StringIO()
+    )
+    key = ApiKey.objects.get(user=alice)
+    assert key.account == account
+    assert len(out.getvalue().splitlines()) == 2
+
+
+def test_create_api_key_refuses_another_users_account(alice):
+    from django.contrib.auth.models import User
+
+    bob = User.objects.create_user(username="bob")
+    account = services.account_create(owner=bob)
+    with pytest.raises(CommandError):
+        call_command(
+            "create_api_key",
+            user="alice",
+            scopes="trade",
+            account=str(account.account_id),
+            stdout=StringIO(),
+            stderr=StringIO(),
+        )
+    assert not ApiKey.objects.filter(user=alice).exists()
