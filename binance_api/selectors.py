@@ -1,0 +1,36 @@
+"""Reads for the Binance-compatible API: one key's account's orders and fills, through orders.selectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from accounts.models import Account
+from markets.models import Market
+from orders import selectors as order_selectors
+from orders.models import Fill, Order
+
+
+def account_orders(*, user: Any, account: Account, market: Market | None = None) -> QuerySet[Order]:
+    """The account's orders (on one market), newest first."""
+    return order_selectors.order_list(
+        user=user, key=None, account_id=account.account_id, symbol=market.symbol if market else None
+    )
+
+
+def account_order_find(
+    *, user: Any, account: Account, market: Market, order_id: int | None, client_order_id: str | None
+) -> Order | None:
+    """An order of the account on the market by its numeric id (``orderId``) or its client order id."""
+    qs = account_orders(user=user, account=account, market=market)
+    if order_id is not None:
+        qs = qs.filter(pk=order_id)
+    if client_order_id is not None:
+        qs = qs.filter(client_order_id=client_order_id)
+    return qs.first()
+
+
+def account_fills(*, user: Any, account: Account, market: Market) -> QuerySet[Fill]:
+    """The account's fills on the market, newest first."""
+    return order_selectors.trade_list(user=user, key=None, account_id=account.account_id, symbol=market.symbol)
