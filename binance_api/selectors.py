@@ -34,3 +34,17 @@ def account_order_find(
 def account_fills(*, user: Any, account: Account, market: Market) -> QuerySet[Fill]:
     """The account's fills on the market, newest first."""
     return order_selectors.trade_list(user=user, key=None, account_id=account.account_id, symbol=market.symbol)
+
+
+def listen_key_account(*, listen_key: str) -> Account | None:
+    """The account whose user data stream a live listen key names (None when unknown, expired or revoked)."""
+    from django.utils import timezone
+
+    from binance_api.models import ListenKey
+
+    found = (
+        ListenKey.objects.select_related("account", "api_key")
+        .filter(listen_key=listen_key, expires_at__gt=timezone.now(), api_key__revoked=False)
+        .first()
+    )
+    return found.account if found is not None else None

@@ -24,4 +24,5 @@ urlpatterns = [
     path("allOrders", views.all_orders),
     path("myTrades", views.my_trades),
     path("account", views.account),
+    path("userDataStream", views.user_data_stream),
 ]

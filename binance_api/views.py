@@ -626,6 +626,30 @@ def _account(ctx: Ctx) -> Any:
     }
 
 
+# --- user data stream: listen keys ------------------------------------------------------------------------------
+def _listen_key_open(ctx: Ctx) -> Any:
+    assert ctx.caller is not None
+    from binance_api.services import listen_key_open
+
+    return {"listenKey": listen_key_open(api_key=ctx.caller.key, account=ctx.caller.account).listen_key}
+
+
+def _listen_key_keepalive(ctx: Ctx) -> Any:
+    assert ctx.caller is not None
+    from binance_api.services import listen_key_keepalive
+
+    listen_key_keepalive(api_key=ctx.caller.key, listen_key=ctx.params.required("listenKey"))
+    return {}
+
+
+def _listen_key_close(ctx: Ctx) -> Any:
+    assert ctx.caller is not None
+    from binance_api.services import listen_key_close
+
+    listen_key_close(api_key=ctx.caller.key, listen_key=ctx.params.required("listenKey"))
+    return {}
+
+
 # --- the routes ------------------------------------------------------------------------------------------------
 ping = endpoint(methods={"GET": (_ping, 1)})
 server_time = endpoint(methods={"GET": (_time, 1)})
@@ -653,3 +677,7 @@ open_orders = endpoint(
 all_orders = endpoint(methods={"GET": (_all_orders, 20)}, security="signed")
 my_trades = endpoint(methods={"GET": (_my_trades, 20)}, security="signed")
 account = endpoint(methods={"GET": (_account, 20)}, security="signed")
+user_data_stream = endpoint(
+    methods={"POST": (_listen_key_open, 2), "PUT": (_listen_key_keepalive, 2), "DELETE": (_listen_key_close, 2)},
+    security="key",
+)

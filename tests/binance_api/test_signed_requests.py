@@ -214,3 +214,23 @@ def test_another_users_order_is_not_found(trader, bob):
     query = signed(bob_trader["secret"], {"symbol": "BTCUSD", "orderId": placed["orderId"]})
     assert call("GET", "order", bob_trader, query).json()["code"] == -2013
     assert call("DELETE", "order", bob_trader, body=query).json()["code"] == -2011
+
+
+def test_the_listen_key_flow_open_keepalive_close(trader):
+    from binance_api.selectors import listen_key_account
+
+    client = Client(HTTP_X_MBX_APIKEY=trader["key"])
+    opened = client.post("/api/v3/userDataStream")
+    assert opened.status_code == 200, opened.content
+    listen_key = opened.json()["listenKey"]
+    assert len(listen_key) == 60
+    assert client.post("/api/v3/userDataStream").json() == {"listenKey": listen_key}, "one live key per API key"
+    assert listen_key_account(listen_key=listen_key) == trader["account"]
+
+    form = "application/x-www-form-urlencoded"
+    assert client.put("/api/v3/userDataStream", f"listenKey={listen_key}", content_type=form).json() == {}
+    assert client.delete(f"/api/v3/userDataStream?listenKey={listen_key}").json() == {}
+    assert listen_key_account(listen_key=listen_key) is None
+    gone = client.put("/api/v3/userDataStream", f"listenKey={listen_key}", content_type=form)
+    assert gone.json() == {"code": -1125, "msg": "This listenKey does not exist."}
+    assert Client().post("/api/v3/userDataStream").json()["code"] == -2014, "the API key is required"
