@@ -290,3 +290,35 @@ def test_create_api_key_refuses_another_users_account(alice):
             stderr=StringIO(),
         )
     assert not ApiKey.objects.filter(user=alice).exists()
+
+
+# --- POST /api/v1/api-keys ---------------------------------------------------------------------------------------
+def test_an_operator_issues_a_key_and_its_signing_secret_over_the_api(operator_client, alice):
+    account = services.account_create(owner=alice, label="bot")
+    response = operator_client.post(
+        "/api/v1/api-keys",
+        {"user": "alice", "scopes": ["read", "trade"], "name": "bot", "account_id": str(account.account_id)},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    key = ApiKey.objects.get(prefix=body["prefix"])
+    assert (key.user, key.account, key.scopes) == (alice, account, ["read", "trade"])
+    assert body["account_id"] == str(account.account_id) and body["user"] == "alice"
+    assert key.is_valid(body["key"]) and signing_secret_decrypt(key.signing_secret_encrypted) == body["signing_secret"]
+    assert _client(HTTP_AUTHORIZATION=f"Api-Key {body['key']}").get("/api/v1/accounts").status_code == 200
+
+
+def test_issuing_keys_is_for_operators_and_for_the_users_own_accounts(operator_client, alice_client, alice, bob):
+    bobs = services.account_create(owner=bob, label="b")
+    refused = alice_client.post("/api/v1/api-keys", {"user": "alice", "scopes": ["trade"]}, format="json")
+    assert refused.status_code == 403
+    wrong_account = operator_client.post(
+        "/api/v1/api-keys", {"user": "alice", "scopes": ["trade"], "account_id": str(bobs.account_id)}, format="json"
+    )
+    assert wrong_account.status_code == 404
+    unknown = operator_client.post("/api/v1/api-keys", {"user": "nobody", "scopes": ["read"]}, format="json")
+    assert unknown.status_code == 404
+    without_account = operator_client.post("/api/v1/api-keys", {"user": "alice", "scopes": ["read"]}, format="json")
+    assert without_account.status_code == 201 and without_account.json()["account_id"] is None
+    assert ApiKey.objects.filter(user=alice, name="alice-key").count() == 1

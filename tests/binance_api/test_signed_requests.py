@@ -234,3 +234,55 @@ def test_the_listen_key_flow_open_keepalive_close(trader):
     gone = client.put("/api/v3/userDataStream", f"listenKey={listen_key}", content_type=form)
     assert gone.json() == {"code": -1125, "msg": "This listenKey does not exist."}
     assert Client().post("/api/v3/userDataStream").json()["code"] == -2014, "the API key is required"
+
+
+def test_a_market_buy_by_quote_amount_with_a_result_answer(trader):
+    body = signed(
+        trader["secret"],
+        {"symbol": "BTCUSD", "side": "BUY", "type": "MARKET", "quoteOrderQty": "100", "newOrderRespType": "RESULT"},
+    )
+    order = call("POST", "order", trader, body=body).json()
+    assert order["status"] == "FILLED" and order["type"] == "MARKET" and "fills" not in order
+    assert order["origQuoteOrderQty"] == "100.00"
+    assert Decimal("99") < Decimal(order["cummulativeQuoteQty"]) <= Decimal("100")
+    trades = call("GET", "myTrades", trader, signed(trader["secret"], {"symbol": "BTCUSD"})).json()
+    assert {t["orderId"] for t in trades} == {order["orderId"]}
+    assert sum(Decimal(t["qty"]) for t in trades) == Decimal(order["executedQty"])
+    assert all(t["isBuyer"] and not t["isMaker"] and t["commissionAsset"] == "USD" for t in trades)
+
+
+def test_cancel_all_open_orders_of_a_symbol_and_all_orders_history(trader):
+    for price in ("50000", "51000"):
+        params = {"symbol": "BTCUSD", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01"}
+        assert (
+            call("POST", "order", trader, body=signed(trader["secret"], {**params, "price": price})).status_code == 200
+        )
+    assert len(call("GET", "openOrders", trader, signed(trader["secret"], {"symbol": "BTCUSD"})).json()) == 2
+    cancelled = call("DELETE", "openOrders", trader, body=signed(trader["secret"], {"symbol": "BTCUSD"})).json()
+    assert [o["status"] for o in cancelled] == ["CANCELED", "CANCELED"]
+    assert call("GET", "openOrders", trader, signed(trader["secret"], {})).json() == []
+    history = call("GET", "allOrders", trader, signed(trader["secret"], {"symbol": "BTCUSD"})).json()
+    assert [(o["price"], o["status"]) for o in history] == [("50000.00", "CANCELED"), ("51000.00", "CANCELED")]
+
+
+def test_order_test_validates_without_placing(trader):
+    params = {"symbol": "BTCUSD", "side": "BUY", "type": "MARKET", "quantity": "0.01"}
+    assert call("POST", "order/test", trader, body=signed(trader["secret"], params)).json() == {}
+    rates = call(
+        "POST", "order/test", trader, body=signed(trader["secret"], {**params, "computeCommissionRates": "true"})
+    )
+    assert rates.json()["standardCommissionForOrder"] == {"maker": "0.00050000", "taker": "0.00100000"}
+    bad = call("POST", "order/test", trader, body=signed(trader["secret"], {**params, "quantity": "0.000000001"}))
+    assert bad.json()["code"] == -1111
+    assert not trader["account"].orders.exists()
+
+
+def test_exchange_info_filters_come_from_the_market_rules(db):
+    info = Client().get("/api/v3/exchangeInfo?symbol=ETHBTC").json()
+    (symbol,) = info["symbols"]
+    filters = {f["filterType"]: f for f in symbol["filters"]}
+    assert (symbol["symbol"], symbol["baseAsset"], symbol["quoteAsset"]) == ("ETHBTC", "ETH", "BTC")
+    assert filters["PRICE_FILTER"]["tickSize"] == "0.00001000"
+    assert filters["LOT_SIZE"]["stepSize"] == filters["MARKET_LOT_SIZE"]["stepSize"]
+    assert {"REQUEST_WEIGHT", "ORDERS"} == {limit["rateLimitType"] for limit in info["rateLimits"]}
+    assert Client().get("/api/v3/exchangeInfo?symbol=ETH-BTC").json() == {"code": -1121, "msg": "Invalid symbol."}
