@@ -17,6 +17,7 @@ api_v1 = [
     path("", include("orders.urls")),
     path("", include("risk.urls")),
     path("", include("ledger.urls")),
+    path("", include("streams.urls")),
 ]
 
 urlpatterns = [

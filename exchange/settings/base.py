@@ -171,6 +171,8 @@ INSTALLED_APPS = [
     "markets",
     "orders",
     "risk",
+    "streams",
+    "corsheaders",
     "binance_api",
 ]
 
@@ -178,6 +180,10 @@ MIDDLEWARE = [
     # Outermost so every request, including 404s and crashes, is counted with its route and status.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "exchange.middleware.RequestIdMiddleware",
+    # CORS for the browser dashboard (CORS_ALLOWED_ORIGINS): answers preflights before anything else runs.
+    "corsheaders.middleware.CorsMiddleware",
+    # The opt-in display number format (amounts as JSON numbers): streams/numbers.py.
+    "streams.numbers.NumberFormatMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (the admin's CSS and JS, Swagger UI, ReDoc) from the service itself, under every server that
     # runs the WSGI app (gunicorn, or an ASGI server wrapping it): no reverse proxy or DEBUG needed.
@@ -362,3 +368,29 @@ LOCK_ORDER_CHECKS = DEBUG
 
 # History is an audit trail: it is never reverted from the admin (money changes only through services).
 SIMPLE_HISTORY_REVERT_DISABLED = True
+
+# --- Live streams (streams/: outbox, relay, server-sent events) and browser clients ------------------------------
+# How often a stream hub looks at the outbox when no notification woke it (PostgreSQL NOTIFY wakes it at once).
+STREAM_POLL_INTERVAL = _duration_seconds("STREAM_POLL_INTERVAL", "250ms")
+STREAM_HEARTBEAT = _duration_seconds("STREAM_HEARTBEAT", "15s")
+# A subscriber more than this many events behind is disconnected (with a final event) rather than slowing others.
+STREAM_QUEUE_SIZE = env.int("STREAM_QUEUE_SIZE", default=10000)
+# Events older than this are deleted; a client resuming from an older id gets the current state again.
+STREAM_RETENTION = _duration_seconds("STREAM_RETENTION", "24h")
+# Lifetime of the signed stream tokens a browser EventSource passes in the query string.
+STREAM_TOKEN_TTL = _duration_seconds("STREAM_TOKEN_TTL", "5m")
+# Browser origins allowed to call the API (the dashboard: http://localhost:3002), comma separated.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "authorization",
+    "content-type",
+    "x-api-key",
+    "x-request-id",
+    "idempotency-key",
+    "last-event-id",
+)
+CORS_EXPOSE_HEADERS = ("x-request-id", "retry-after")
+CORS_URLS_REGEX = r"^/(api|chaos)/.*$"
+# Best-effort audit hand-off: order events are POSTed to {AUDIT_CORRELATOR_URL}/api/v1/audit/events. Off when empty.
+AUDIT_CORRELATOR_URL = env.str("AUDIT_CORRELATOR_URL", default="")
