@@ -23,7 +23,7 @@ from binance.exceptions import BinanceAPIException
 
 from tests.e2e.conftest import manage, seed_keys
 from tests.support.processes import ServiceProcess
-from tests.support.services import require_postgres, scratch_database_url
+from tests.support.services import require_postgres, require_redis, scratch_database_url
 
 pytestmark = pytest.mark.slow
 
@@ -63,17 +63,23 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     require_postgres()
+    redis = require_redis()  # the weight counters are shared by the workers through Redis
     tmp = tmp_path_factory.mktemp("binance")
     with scratch_database_url(tmp_path_factory) as url:
         process = ServiceProcess(
             database_url=url,
             log_dir=tmp,
             workers=2,
-            env={"CONFIG_SERVICE_URL": "", "SERVICE_HOST": "127.0.0.1", "BINANCE_WEIGHT_LIMIT_1M": str(WEIGHT_LIMIT)},
+            env={
+                "CONFIG_SERVICE_URL": "",
+                "SERVICE_HOST": "127.0.0.1",
+                "REDIS_URL": redis,
+                "BINANCE_WEIGHT_LIMIT_1M": str(WEIGHT_LIMIT),
+            },
             extra_args=["--no-seed"],
         )
         try:
-            process.start()
+            process.start(timeout=180)
             native = seed_keys(process, SEED, tmp)
             creds = {}
             for username, key in native.items():
@@ -275,6 +281,129 @@ def test_python_binance_reads_trades_and_cancels(bob):
     with pytest.raises(BinanceAPIException) as bad_symbol:
         bob.get_order_book(symbol="DOGEUSD")
     assert bad_symbol.value.code == -1121
+
+
+def _ws(venue: dict[str, Any], path: str) -> Any:
+    from websockets.sync.client import connect
+
+    return connect(venue["base"].replace("http://", "ws://") + path, open_timeout=10)
+
+
+def _until(socket_: Any, wanted: Any, seconds: float = 15) -> list[dict[str, Any]]:
+    """Messages received until one satisfies ``wanted`` (all of them, that one last)."""
+    import json
+    import time
+
+    got, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        message = json.loads(socket_.recv(timeout=max(0.1, deadline - time.monotonic())))
+        got.append(message)
+        if wanted(message):
+            return got
+    raise AssertionError(f"not received in {seconds}s; got {got}")
+
+
+def test_the_user_data_stream_by_listen_key_and_market_streams(venue, alice, bob):
+    listen_key = bob.stream_get_listen_key()
+    assert len(listen_key) == 60
+    bid = D(bob.get_orderbook_ticker(symbol="BTCUSD")["bidPrice"])
+    with _ws(venue, f"/ws/{listen_key}") as user, _ws(venue, "/stream?streams=btcusd@trade/btcusd@kline_1m") as tape:
+        with _ws(venue, "/ws") as book:
+            book.send('{"method": "SUBSCRIBE", "params": ["btcusd@depth@100ms", "btcusd@bookTicker"], "id": 7}')
+            assert _until(book, lambda m: m.get("id") == 7)[-1] == {"result": None, "id": 7}
+            import time
+
+            time.sleep(0.5)  # the subscriptions are live once acknowledged; give the hub a beat
+            price = f"{(bid + D('1')).quantize(D('0.01'))}"
+            resting = bob.order_limit_sell(symbol="BTCUSD", quantity="0.01", price=f"{D(price) * 2}")
+            got: list[dict[str, Any]] = []
+
+            def seen(message: dict[str, Any]) -> bool:
+                got.append(message)
+                kinds = {m.get("e") for m in got}
+                return {"executionReport", "outboundAccountPosition"} <= kinds
+
+            _until(user, seen)
+            new = next(m for m in got if m.get("e") == "executionReport")
+            assert (new["x"], new["X"], new["i"], new["S"]) == ("NEW", "NEW", resting["orderId"], "SELL")
+            btc = [b for m in got if m.get("e") == "outboundAccountPosition" for b in m["B"] if b["a"] == "BTC"]
+            assert btc and btc[-1]["l"] == "0.01000000"
+            bob.cancel_order(symbol="BTCUSD", orderId=resting["orderId"])
+            cancelled = _until(user, lambda m: m.get("e") == "executionReport" and m["x"] == "CANCELED")[-1]
+            assert cancelled["i"] == resting["orderId"]
+
+            bought = alice.create_order("BTC/USD", "market", "buy", 0.002)
+            tape_got: list[dict[str, Any]] = []
+            _until(tape, lambda m: tape_got.append(m) or {"trade", "kline"} <= {x["data"]["e"] for x in tape_got})
+            trade = next(m for m in tape_got if m["data"]["e"] == "trade")
+            assert trade["stream"] == "btcusd@trade" and trade["data"]["s"] == "BTCUSD"
+            assert trade["data"]["t"] == int(bought["trades"][0]["id"])
+            kline = next(m for m in tape_got if m["data"]["e"] == "kline")
+            assert kline["stream"] == "btcusd@kline_1m" and kline["data"]["k"]["i"] == "1m"
+            assert D(kline["data"]["k"]["v"]) >= D("0.002")
+            book_got: list[dict[str, Any]] = []
+            _until(book, lambda m: book_got.append(m) or ({"depthUpdate", None} <= {x.get("e") for x in book_got}))
+            depth = next(m for m in book_got if m.get("e") == "depthUpdate")
+            assert depth["s"] == "BTCUSD" and depth["u"] >= depth["U"] and (depth["a"] or depth["b"])
+            ticker = next(m for m in book_got if m.get("e") is None)
+            assert ticker["s"] == "BTCUSD" and D(ticker["b"]) < D(ticker["a"])
+
+
+def test_ccxt_pro_watches_orders_and_the_order_book(venue):
+    import asyncio
+
+    import ccxt.pro
+
+    creds = venue["creds"]["alice"]
+    base, ws = venue["base"], venue["base"].replace("http://", "ws://")
+
+    async def scenario() -> None:
+        exchange = ccxt.pro.binance(
+            {
+                "apiKey": creds["key"],
+                "secret": creds["secret"],
+                "options": {
+                    "defaultType": "spot",
+                    "fetchMarkets": {"types": ["spot"]},
+                    "fetchCurrencies": False,
+                    "fetchMargins": False,
+                },
+            }
+        )
+        rest = {name: f"{base}/not-served/{name}" for name in exchange.urls["api"] if name != "ws"}
+        rest.update({"public": f"{base}/api/v3", "private": f"{base}/api/v3"})
+        sockets = {name: f"{ws}/not-served/{name}" for name in exchange.urls["api"]["ws"] if name != "ws-api"}
+        sockets.update({"spot": f"{ws}/ws", "ws-api": {"spot": f"{ws}/ws-api/v3"}})
+        exchange.urls["api"] = {**rest, "ws": sockets}
+        try:
+            await exchange.load_markets()
+            book = await asyncio.wait_for(exchange.watch_order_book("BTC/USD"), 15)
+            assert book["bids"][0][0] < book["asks"][0][0] and book["nonce"] > 0
+            first_nonce = book["nonce"]  # ccxt updates this same book object in place
+            watching = asyncio.ensure_future(exchange.watch_orders("BTC/USD"))
+            await asyncio.sleep(1.0)
+            placed = await exchange.create_order("BTC/USD", "market", "buy", 0.001)
+            first = await asyncio.wait_for(watching, 15)
+            assert placed["id"] in {order["id"] for order in first}
+            # The fill follows on the stream; ccxt keeps every order's latest state in exchange.orders.
+            deadline = asyncio.get_running_loop().time() + 15
+            while True:
+                latest = {order["id"]: order for order in (exchange.orders or [])}.get(placed["id"], {})
+                if latest.get("status") == "closed":
+                    break
+                assert asyncio.get_running_loop().time() < deadline, latest
+                await asyncio.sleep(0.2)
+            assert latest["filled"] == 0.001 and latest["side"] == "buy" and latest["symbol"] == "BTC/USD"
+            # A book update after the watch is registered: another order moves the book (the house's ladder).
+            pending = asyncio.ensure_future(exchange.watch_order_book("BTC/USD"))
+            await asyncio.sleep(0.5)
+            await exchange.create_order("BTC/USD", "market", "buy", 0.001)
+            updated = await asyncio.wait_for(pending, 15)
+            assert updated["nonce"] > first_nonce and updated["bids"][0][0] < updated["asks"][0][0]
+        finally:
+            await exchange.close()
+
+    asyncio.run(scenario())
 
 
 def test_request_weight_headers_and_the_limit(venue):
