@@ -94,12 +94,12 @@ _ORDER_COLUMNS = (
     "order_id, account_id, market_id, side, order_type, time_in_force, post_only, self_trade_prevention, status, "
     "quantity, quote_quantity, price, client_order_id, remaining_quantity, rest_quantity, locked, maker_fee_bps, "
     "taker_fee_bps, filled_quantity, filled_quote, average_price, fee, fee_asset_id, reject_reason, reject_message, "
-    "end_reason, created_by_id, created_at, updated_at, filled_at"
+    "end_reason, created_by_id, created_at, updated_at, filled_at, chaos_id"
 )
 INSERT_ORDER = (
     f"WITH o AS (INSERT INTO orders_order ({_ORDER_COLUMNS}, request_hash) VALUES "
     "(%s, %s, %s, %s, 'market', '', false, 'expire_taker', %s, %s, NULL, NULL, %s, %s, 0, 0, %s, %s, %s, %s, %s, "
-    "%s, %s, '', '', %s, %s, %s, %s, %s, %s) RETURNING *) "
+    "%s, %s, '', '', %s, %s, %s, %s, %s, '', %s) RETURNING *) "
     f"INSERT INTO orders_historicalorder ({_ORDER_COLUMNS}, id, history_date, history_change_reason, history_type, "
     f"history_user_id) SELECT {_ORDER_COLUMNS}, id, %s, 'placed', '+', %s FROM o RETURNING id"
 )
