@@ -4,7 +4,7 @@ gunicorn's native ASGI worker (``exchange/gunicorn_worker.py``) reads every conn
 or idle client costs a socket, never a thread. Each complete request is then handed to Django:
 
 * ``ROUTES``: (path prefix, ASGI app) pairs for endpoints that are asynchronous by nature (server-sent event
-  streams, WebSockets); the first matching prefix wins. Empty for now: later work adds its apps here.
+  streams, WebSockets); the first matching prefix wins. The live streams of streams/sse.py are here.
 * everything else goes to the Django WSGI application through ``a2wsgi.WSGIMiddleware``, which runs it on a pool
   of ``WEB_THREADS`` threads per worker, once the request body has arrived (read on the event loop, so a slow
   upload holds no thread). Not Django's own ASGI handler: measured on this machine it serves about a
@@ -30,7 +30,12 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-ROUTES: list[tuple[str, ASGIApp]] = []
+from binance_api import ws as binance_ws  # noqa: E402
+from streams import sse  # noqa: E402 - after Django is set up by exchange.wsgi
+
+ROUTES: list[tuple[str, ASGIApp]] = [(path, sse.app) for path in sse.PATHS]
+# Binance's WebSocket streams and WebSocket API (binance_api/ws.py).
+ROUTES += [(path, binance_ws.app) for path in binance_ws.PATHS]
 
 _django = WSGIMiddleware(django_wsgi, workers=settings.WEB_THREADS)
 
@@ -79,12 +84,15 @@ def _declared_length(scope: Scope) -> int:
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
-    """Nothing to start or stop: Django sets itself up at import and closes connections per request."""
+    """Django sets itself up at import and closes connections per request; the stream hub (streams/hub.py)
+    starts with the worker, so events are stamped and delivered (and the audit hand-off runs) from the start."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            sse.startup()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            sse.shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,9 +28,15 @@ class CheckResult:
     enabled: bool = True
 
 
+# Informative sections of readiness that apps add (name -> a function returning a JSON-able dict), such as which
+# instance's price engine moves prices (simulation/apps.py). They never make the service not ready.
+SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {}
+
+
 @dataclass
 class Readiness:
     checks: list[CheckResult] = field(default_factory=list)
+    sections: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
@@ -60,6 +67,7 @@ class Readiness:
                 }
                 for c in self.checks
             },
+            **self.sections,
         }
 
 
@@ -133,7 +141,7 @@ def readiness() -> Readiness:
     maintenance = check_maintenance()
     if maintenance is not None:
         checks.append(maintenance)
-    return Readiness(checks=checks)
+    return Readiness(checks=checks, sections={name: section() for name, section in SECTIONS.items()})
 
 
 def _short(exc: Exception) -> str:

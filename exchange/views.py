@@ -72,6 +72,19 @@ READINESS = inline_serializer(
                 },
             )
         ),
+        "price_engine": inline_serializer(
+            "PriceEngineStatus",
+            {
+                "enabled": serializers.BooleanField(help_text="PRICE_ENGINE_ENABLED on this instance."),
+                "leader": serializers.CharField(
+                    allow_null=True, help_text="The process moving prices: <instance>@<host>:<pid>; null when none."
+                ),
+                "leader_is_this_instance": serializers.BooleanField(),
+                "error": serializers.CharField(required=False),
+            },
+            required=False,
+            help_text="Which instance's price engine moves prices (one per database).",
+        ),
     },
 )
 

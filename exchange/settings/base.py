@@ -66,6 +66,15 @@ READINESS_POLL_INTERVAL = _duration_seconds("READINESS_POLL_INTERVAL", "2s")
 # How often the risk monitor (`manage.py risk_monitor`, run by `serve`) recomputes the risk gauges and alerts;
 # 0 keeps `serve` from starting it.
 RISK_MONITOR_INTERVAL = _duration_seconds("RISK_MONITOR_INTERVAL", "15s")
+# The price engine (`manage.py run_market`, run by `serve`; docs/simulation.md): false keeps prices where operators
+# set them. Markets with no scenario follow a GBM of PRICE_ENGINE_VOLATILITY (a year) ticking every PRICE_ENGINE_TICK
+# under PRICE_ENGINE_SEED; cross markets follow the USD ones with a small basis.
+PRICE_ENGINE_ENABLED = env.bool("PRICE_ENGINE_ENABLED", default=True)
+PRICE_ENGINE_TICK = _duration_seconds("PRICE_ENGINE_TICK", "1s")
+PRICE_ENGINE_SEED = env.str("PRICE_ENGINE_SEED", default="exchange-simulator")
+PRICE_ENGINE_VOLATILITY = env.float("PRICE_ENGINE_VOLATILITY", default=0.6)
+# Where `load_scenario` writes the API keys a scenario issues (mode 0600).
+SCENARIO_KEYS_FILE = env.str("SCENARIO_KEYS_FILE", default=str(BASE_DIR / "scenario-keys.txt"))
 # Where `serve` writes the demo data's API keys (mode 0600) when it seeds an empty database.
 DEMO_API_KEYS_FILE = env.str("DEMO_API_KEYS_FILE", default=str(BASE_DIR / "api-keys.txt"))
 # Brute force (exchange/ratelimit.py): failed API-key authentications per client address and window; over the
@@ -130,6 +139,12 @@ MAX_ORDER_NOTIONAL_USD = _decimal("MAX_ORDER_NOTIONAL_USD", "1000000")
 RISK_HOUSE_INVENTORY_LOW_USD = _decimal("RISK_HOUSE_INVENTORY_LOW_USD", "100000")
 RISK_REJECTION_RATE_HIGH_PER_MIN = _decimal("RISK_REJECTION_RATE_HIGH_PER_MIN", "60")
 
+# The Binance-compatible API (/api/v3, binance_api/weights.py): request weight per minute (per API key, else per
+# address) and orders per 10 seconds and per day (per key), as Binance's defaults.
+BINANCE_WEIGHT_LIMIT_1M = env.int("BINANCE_WEIGHT_LIMIT_1M", default=6000)
+BINANCE_ORDER_LIMIT_10S = env.int("BINANCE_ORDER_LIMIT_10S", default=100)
+BINANCE_ORDER_LIMIT_1D = env.int("BINANCE_ORDER_LIMIT_1D", default=200000)
+
 # API keys kept in each process's memory, invalidated by PostgreSQL's notifications (accounts/key_cache.py).
 API_KEY_CACHE = env.bool("API_KEY_CACHE", default=True)
 # "auto": the order path's PostgreSQL functions on PostgreSQL (orders/pg_store.py); "orm" forces the ORM store.
@@ -157,6 +172,8 @@ KEY_ORDER_LIMIT_1D = env.int("KEY_ORDER_LIMIT_1D", default=200000)
 
 # --- Django core ------------------------------------------------------------------------------------
 SECRET_KEY = env.str("SECRET_KEY", default="")
+# Encrypts API keys' signing secrets at rest (accounts/signing.py). Unset: derived from SECRET_KEY (development).
+SIGNING_SECRET_KEY = env.str("SIGNING_SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
 
@@ -183,13 +200,21 @@ INSTALLED_APPS = [
     "markets",
     "orders",
     "risk",
+    "streams",
+    "corsheaders",
+    "simulation",
     "chaos",
+    "binance_api",
 ]
 
 MIDDLEWARE = [
     # Outermost so every request, including 404s and crashes, is counted with its route and status.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "exchange.middleware.RequestIdMiddleware",
+    # CORS for the browser dashboard (CORS_ALLOWED_ORIGINS): answers preflights before anything else runs.
+    "corsheaders.middleware.CorsMiddleware",
+    # The opt-in display number format (amounts as JSON numbers): streams/numbers.py.
+    "streams.numbers.NumberFormatMiddleware",
     # Chaos (chaos/middleware.py): simulated downtime answers 503 before anything else runs; rate limit headers.
     "chaos.middleware.ChaosMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -381,3 +406,29 @@ LOCK_ORDER_CHECKS = DEBUG
 
 # History is an audit trail: it is never reverted from the admin (money changes only through services).
 SIMPLE_HISTORY_REVERT_DISABLED = True
+
+# --- Live streams (streams/: outbox, relay, server-sent events) and browser clients ------------------------------
+# How often a stream hub looks at the outbox when no notification woke it (PostgreSQL NOTIFY wakes it at once).
+STREAM_POLL_INTERVAL = _duration_seconds("STREAM_POLL_INTERVAL", "250ms")
+STREAM_HEARTBEAT = _duration_seconds("STREAM_HEARTBEAT", "15s")
+# A subscriber more than this many events behind is disconnected (with a final event) rather than slowing others.
+STREAM_QUEUE_SIZE = env.int("STREAM_QUEUE_SIZE", default=10000)
+# Events older than this are deleted; a client resuming from an older id gets the current state again.
+STREAM_RETENTION = _duration_seconds("STREAM_RETENTION", "24h")
+# Lifetime of the signed stream tokens a browser EventSource passes in the query string.
+STREAM_TOKEN_TTL = _duration_seconds("STREAM_TOKEN_TTL", "5m")
+# Browser origins allowed to call the API (the dashboard: http://localhost:3002), comma separated.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "authorization",
+    "content-type",
+    "x-api-key",
+    "x-request-id",
+    "idempotency-key",
+    "last-event-id",
+)
+CORS_EXPOSE_HEADERS = ("x-request-id", "retry-after")
+CORS_URLS_REGEX = r"^/(api|chaos)/.*$"
+# Best-effort audit hand-off: order events are POSTed to {AUDIT_CORRELATOR_URL}/api/v1/audit/events. Off when empty.
+AUDIT_CORRELATOR_URL = env.str("AUDIT_CORRELATOR_URL", default="")
