@@ -407,7 +407,8 @@ def test_metrics_show_what_is_in_force_and_what_it_touched(venue: Venue) -> None
 
 
 def test_an_injection_outlives_a_restart_and_still_ends_on_its_own(venue: Venue) -> None:
-    chaos = venue.inject("simulate-downtime", {"duration_s": 30, "error_message": "exchange_maintenance"})
+    # Long enough to outlast a restart on a loaded machine (start-up can take most of a minute).
+    chaos = venue.inject("simulate-downtime", {"duration_s": 90, "error_message": "exchange_maintenance"})
 
     assert venue.process.terminate() == 0
     venue.process.start(timeout=START_TIMEOUT)
