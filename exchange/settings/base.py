@@ -428,7 +428,14 @@ CORS_ALLOW_HEADERS = (
     "idempotency-key",
     "last-event-id",
 )
-CORS_EXPOSE_HEADERS = ("x-request-id", "retry-after")
+CORS_EXPOSE_HEADERS = (
+    "x-request-id",
+    "retry-after",
+    # The per-key rate limit counts (exchange/key_limits.py).
+    "x-mbx-used-weight-1m",
+    "x-mbx-order-count-10s",
+    "x-mbx-order-count-1d",
+)
 CORS_URLS_REGEX = r"^/(api|chaos)/.*$"
 # Best-effort audit hand-off: order events are POSTed to {AUDIT_CORRELATOR_URL}/api/v1/audit/events. Off when empty.
 AUDIT_CORRELATOR_URL = env.str("AUDIT_CORRELATOR_URL", default="")

@@ -31,6 +31,8 @@ D = Decimal
 # The service re-reads what is in force every 200 ms: a fault acts (and ends) in every worker within that.
 TTL = 0.2
 SETTLE = 0.5
+# Start-up on a loaded 2-core machine can take most of a minute.
+START_TIMEOUT = 180.0
 
 SEED = {
     "house": {"BTC": "100", "ETH": "1000", "USD": "10000000", "USDT": "10000000"},
@@ -117,7 +119,7 @@ def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Venue]:
             extra_args=["--no-seed"],
         )
         try:
-            process.start()
+            process.start(timeout=START_TIMEOUT)
             keys = seed_keys(process, SEED, Path(log_dir))
             venue = Venue(process, keys)
             venue.open_account("strategy-arbitrage", {"USD": "200000.00", "BTC": "2"})
@@ -405,10 +407,11 @@ def test_metrics_show_what_is_in_force_and_what_it_touched(venue: Venue) -> None
 
 
 def test_an_injection_outlives_a_restart_and_still_ends_on_its_own(venue: Venue) -> None:
-    chaos = venue.inject("simulate-downtime", {"duration_s": 30, "error_message": "exchange_maintenance"})
+    # Long enough to outlast a restart on a loaded machine (start-up can take most of a minute).
+    chaos = venue.inject("simulate-downtime", {"duration_s": 90, "error_message": "exchange_maintenance"})
 
     assert venue.process.terminate() == 0
-    venue.process.start()
+    venue.process.start(timeout=START_TIMEOUT)
     venue.reconnect()
 
     status = venue.ops.get("/chaos/status").json()
