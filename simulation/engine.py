@@ -240,7 +240,7 @@ class PriceEngine:
         self.drivers = drivers
         scenario = Scenario.objects.filter(current=True).first()
         self.scenario_pk = scenario.pk if scenario else None
-        self.pending_events = bool(scenario) and any(
+        self.pending_events = scenario is not None and any(
             i not in set(scenario.events_done or []) and e["action"] in ("halt", "resume")
             for i, e in enumerate((scenario.spec or {}).get("schedule") or [])
         )
