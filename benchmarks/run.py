@@ -15,6 +15,8 @@ What one run does, on this machine only (every connection goes to 127.0.0.1):
    * ``drf_trivial``: the clients POST market-order bodies to an authenticated DRF view that does nothing;
    * ``prices_off_*``/``prices_on_*``: the market orders again with the price engine off and on (benchmarks/prices.py);
    * ``profile`` (with ``--profile``): a workload again while py-spy samples every gunicorn worker;
+   * ``streams_off`` / ``streams_on`` (with ``--streams N``): the service workload without and with N open
+     server-sent event streams, every subscriber's events checked against the outbox (benchmarks/streams.py);
    * ``sql``: the market-order fill as plain SQL in one transaction on N connections (the database's ceiling),
      and ``sql_hot``: the same with every fill on house shard 0 (one hot row per asset);
 4. stops the service, runs ``manage.py reconcile`` on the database, prints a table, the ratios and the goals, and
@@ -636,6 +638,10 @@ class Bench:
             price_phases(self, clients)
         if args.profile:
             self.profile_phase(clients)
+        if args.streams:
+            from benchmarks.streams import run_phases
+
+            run_phases(self, clients, subscribers=args.streams, seconds=args.seconds)
         assert self.service is not None
         code = self.started.stop(self.service, 35)
         self.results["service_exit_code"] = code
@@ -820,6 +826,7 @@ def main() -> int:
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     parser.add_argument("--profile-workload", choices=("service", "limit"), default="service")
     parser.add_argument("--seed", type=int, default=1, help="seed of every workload's random choices (1)")
+    parser.add_argument("--streams", type=int, default=0, help="add the streams phases with this many subscribers")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: the service's WEB_CONCURRENCY)")
     parser.add_argument("--threads", type=int, help="Django threads per worker (default: the service's WEB_THREADS)")
     parser.add_argument(

@@ -4,7 +4,7 @@ gunicorn's native ASGI worker (``exchange/gunicorn_worker.py``) reads every conn
 or idle client costs a socket, never a thread. Each complete request is then handed to Django:
 
 * ``ROUTES``: (path prefix, ASGI app) pairs for endpoints that are asynchronous by nature (server-sent event
-  streams, WebSockets); the first matching prefix wins. Empty for now: later work adds its apps here.
+  streams, WebSockets); the first matching prefix wins. The live streams of streams/sse.py are here.
 * everything else goes to the Django WSGI application through ``a2wsgi.WSGIMiddleware``, which runs it on a pool
   of ``WEB_THREADS`` threads per worker, once the request body has arrived (read on the event loop, so a slow
   upload holds no thread). Not Django's own ASGI handler: measured on this machine it serves about a
@@ -22,6 +22,7 @@ from typing import Any
 from a2wsgi import WSGIMiddleware
 from django.conf import settings
 
+from chaos.asgi import wrap as chaos_wrap
 from exchange.wsgi import application as django_wsgi
 
 Scope = MutableMapping[str, Any]
@@ -29,7 +30,9 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-ROUTES: list[tuple[str, ASGIApp]] = []
+from streams import sse  # noqa: E402 - after Django is set up by exchange.wsgi
+
+ROUTES: list[tuple[str, ASGIApp]] = [(path, sse.app) for path in sse.PATHS]
 
 _django = WSGIMiddleware(django_wsgi, workers=settings.WEB_THREADS)
 
@@ -60,7 +63,11 @@ async def django_app(scope: Scope, receive: Receive, send: Send) -> None:
         replayed = True
         return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
-    await _django(scope, replay, send)
+    await _with_chaos(scope, replay, send, b"".join(chunks))
+
+
+# Chaos (chaos/asgi.py): injected latency before Django handles the request, and lost answers.
+_with_chaos = chaos_wrap(_django)
 
 
 def _declared_length(scope: Scope) -> int:
@@ -74,12 +81,15 @@ def _declared_length(scope: Scope) -> int:
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
-    """Nothing to start or stop: Django sets itself up at import and closes connections per request."""
+    """Django sets itself up at import and closes connections per request; the stream hub (streams/hub.py)
+    starts with the worker, so events are stamped and delivered (and the audit hand-off runs) from the start."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            sse.startup()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            sse.shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

@@ -113,7 +113,26 @@ class ExchangeASGIProtocol(ASGIProtocol):
 
 
 class ExchangeASGIWorker(ASGIWorker):
+    """Also ends the live streams on SIGTERM (or SIGINT/SIGQUIT): they never finish by themselves, so gunicorn
+    would wait its whole graceful timeout for them; each gets a final event and closes at once instead."""
+
+    def handle_exit_signal(self) -> None:
+        _close_streams()
+        super().handle_exit_signal()
+
+    def handle_quit_signal(self) -> None:
+        _close_streams()
+        super().handle_quit_signal()
+
     def init_process(self) -> None:
         ExchangeASGIProtocol.header_timeout, ExchangeASGIProtocol.body_timeout = _timeouts()
         gasgi.ASGIProtocol = ExchangeASGIProtocol  # type: ignore[misc]
         super().init_process()
+
+
+def _close_streams() -> None:
+    try:
+        from streams.sse import shutdown
+    except Exception:  # the application never loaded: there is no stream to close
+        return
+    shutdown()

@@ -121,8 +121,26 @@ def check_redis() -> CheckResult:
         return CheckResult("redis", False, False, (time.perf_counter() - started) * 1000, _short(exc))
 
 
+def check_maintenance() -> CheckResult | None:
+    """A simulated downtime in force (chaos/): a required check that fails until it ends, so readiness answers 503
+    and gRPC health NOT_SERVING without a restart. None (no entry) when there is none."""
+    try:
+        from chaos.effects import downtime
+
+        down = downtime()
+    except Exception:  # chaos state unreadable (the database check reports the cause)
+        return None
+    if down is None:
+        return None
+    message = str(down.params.get("error_message") or "exchange_maintenance")
+    return CheckResult("maintenance", False, True, 0.0, f"{message} ({down.chaos_id})")
+
+
 def readiness() -> Readiness:
     checks = [check_database(), check_redis()]
+    maintenance = check_maintenance()
+    if maintenance is not None:
+        checks.append(maintenance)
     return Readiness(checks=checks, sections={name: section() for name, section in SECTIONS.items()})
 
 

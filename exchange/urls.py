@@ -17,11 +17,14 @@ api_v1 = [
     path("", include("orders.urls")),
     path("", include("risk.urls")),
     path("", include("ledger.urls")),
+    path("", include("streams.urls")),
     path("", include("simulation.urls")),
 ]
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    # Fault injection for the ecosystem's test coordinator (chaos/apis.py), at the root as it expects.
+    path("chaos/", include("chaos.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", local_only(SpectacularSwaggerView.as_view(url_name="schema")), name="swagger-ui"),
     # drf-spectacular's ReDoc page links Google Fonts; ours is the same page without them.

@@ -59,7 +59,8 @@ READINESS = inline_serializer(
         "instance": serializers.CharField(),
         "checks": serializers.DictField(
             child=serializers.ChoiceField(choices=["ok", "fail", "disabled"]),
-            help_text="One entry per dependency: database, redis.",
+            help_text="One entry per dependency: database, redis; and maintenance (fail) while a simulated "
+            "downtime is in force.",
         ),
         "details": serializers.DictField(
             child=inline_serializer(

@@ -144,6 +144,26 @@ API_KEY_CACHE = env.bool("API_KEY_CACHE", default=True)
 # "auto": the order path's PostgreSQL functions on PostgreSQL (orders/pg_store.py); "orm" forces the ORM store.
 ORDER_STORE = env.str("ORDER_STORE", default="auto")
 
+# --- Chaos control (chaos/, README "Chaos control") -----------------------------------------------------------
+# Off: every /chaos endpoint answers 404 and no fault acts (those stored stay until they expire).
+CHAOS_ENABLED = env.bool("CHAOS_ENABLED", default=True)
+# An injection without a duration lasts CHAOS_DEFAULT_DURATION; none may last longer than CHAOS_MAX_DURATION.
+CHAOS_DEFAULT_DURATION = _duration_seconds("CHAOS_DEFAULT_DURATION", "5m")
+CHAOS_MAX_DURATION = _duration_seconds("CHAOS_MAX_DURATION", "24h")
+# Magnitude limits: the largest delay (fixed plus jitter) and spread multiplier an injection may ask for.
+CHAOS_MAX_LATENCY = _duration_seconds("CHAOS_MAX_LATENCY", "30s")
+CHAOS_MAX_SPREAD_MULTIPLIER = _decimal("CHAOS_MAX_SPREAD_MULTIPLIER", "100")
+# How long each process answers "what is in force" from memory before reading the table again.
+CHAOS_CACHE_TTL = _duration_seconds("CHAOS_CACHE_TTL", "500ms")
+
+# --- Rate limits per API key (exchange/key_limits.py) ----------------------------------------------------------
+# Request weight per key and minute, orders per key and 10 seconds and per day, as Binance counts them. Off by
+# default here (local, test); production turns them on. A chaos injection can tighten them even when off.
+KEY_LIMITS_ENABLED = env.bool("KEY_LIMITS_ENABLED", default=False)
+KEY_WEIGHT_LIMIT_1M = env.int("KEY_WEIGHT_LIMIT_1M", default=6000)
+KEY_ORDER_LIMIT_10S = env.int("KEY_ORDER_LIMIT_10S", default=100)
+KEY_ORDER_LIMIT_1D = env.int("KEY_ORDER_LIMIT_1D", default=200000)
+
 # --- Django core ------------------------------------------------------------------------------------
 SECRET_KEY = env.str("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
@@ -172,13 +192,22 @@ INSTALLED_APPS = [
     "markets",
     "orders",
     "risk",
+    "streams",
+    "corsheaders",
     "simulation",
+    "chaos",
 ]
 
 MIDDLEWARE = [
     # Outermost so every request, including 404s and crashes, is counted with its route and status.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "exchange.middleware.RequestIdMiddleware",
+    # CORS for the browser dashboard (CORS_ALLOWED_ORIGINS): answers preflights before anything else runs.
+    "corsheaders.middleware.CorsMiddleware",
+    # The opt-in display number format (amounts as JSON numbers): streams/numbers.py.
+    "streams.numbers.NumberFormatMiddleware",
+    # Chaos (chaos/middleware.py): simulated downtime answers 503 before anything else runs; rate limit headers.
+    "chaos.middleware.ChaosMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (the admin's CSS and JS, Swagger UI, ReDoc) from the service itself, under every server that
     # runs the WSGI app (gunicorn, or an ASGI server wrapping it): no reverse proxy or DEBUG needed.
@@ -300,6 +329,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["exchange.api.DecimalJSONParser"],
     "EXCEPTION_HANDLER": "exchange.exception_handler.exception_handler",
+    # Request weight and order limits per API key (exchange/key_limits.py), after authentication.
+    "DEFAULT_THROTTLE_CLASSES": ["exchange.key_limits.KeyLimitThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Money is Decimal end to end and a string in JSON, never a float.
     "COERCE_DECIMAL_TO_STRING": True,
@@ -311,6 +342,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Back office of a simulated crypto exchange: accounts, balances, ledger, markets and orders.",
     "VERSION": SERVICE_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
+    # Operation ids and tags are derived from the path after /api/ (v1_orders_create, ...), also now that /chaos
+    # sits at the root (its operations name themselves).
+    "SCHEMA_PATH_PREFIX": r"/api/",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -363,3 +397,29 @@ LOCK_ORDER_CHECKS = DEBUG
 
 # History is an audit trail: it is never reverted from the admin (money changes only through services).
 SIMPLE_HISTORY_REVERT_DISABLED = True
+
+# --- Live streams (streams/: outbox, relay, server-sent events) and browser clients ------------------------------
+# How often a stream hub looks at the outbox when no notification woke it (PostgreSQL NOTIFY wakes it at once).
+STREAM_POLL_INTERVAL = _duration_seconds("STREAM_POLL_INTERVAL", "250ms")
+STREAM_HEARTBEAT = _duration_seconds("STREAM_HEARTBEAT", "15s")
+# A subscriber more than this many events behind is disconnected (with a final event) rather than slowing others.
+STREAM_QUEUE_SIZE = env.int("STREAM_QUEUE_SIZE", default=10000)
+# Events older than this are deleted; a client resuming from an older id gets the current state again.
+STREAM_RETENTION = _duration_seconds("STREAM_RETENTION", "24h")
+# Lifetime of the signed stream tokens a browser EventSource passes in the query string.
+STREAM_TOKEN_TTL = _duration_seconds("STREAM_TOKEN_TTL", "5m")
+# Browser origins allowed to call the API (the dashboard: http://localhost:3002), comma separated.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "authorization",
+    "content-type",
+    "x-api-key",
+    "x-request-id",
+    "idempotency-key",
+    "last-event-id",
+)
+CORS_EXPOSE_HEADERS = ("x-request-id", "retry-after")
+CORS_URLS_REGEX = r"^/(api|chaos)/.*$"
+# Best-effort audit hand-off: order events are POSTed to {AUDIT_CORRELATOR_URL}/api/v1/audit/events. Off when empty.
+AUDIT_CORRELATOR_URL = env.str("AUDIT_CORRELATOR_URL", default="")

@@ -1,0 +1,385 @@
+"""From outbox rows to the events streams send: each with the fields of the REST resource it is about.
+
+``Published`` is one event as delivered: its id (the row's delivery sequence, with a sub-index when one change
+gives two events, e.g. a market's book and its ticker), its stream topic, who may see it, its SSE event name and
+its payload (the REST resource's fields, amounts as strings).
+
+Orders, balances and fills are rendered from the row the change wrote (``Event.data``, on PostgreSQL), so an event
+shows the state that committed, not a later one; an order's fills are those written up to that change. Positions,
+books and tickers are derived views: they are computed when the event is delivered (a position from the ledger, a
+book from the resting orders and the house's ladder), so they show a state at least as new as the change.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, models
+
+from exchange.api import format_amount
+
+# Stream topics a subscription asks for (an outbox row of one topic may give events of several).
+ORDER, FILL, BALANCE, POSITION, TRADE, BOOK, TICKER = "order", "fill", "balance", "position", "trade", "book", "ticker"
+
+Wanted = Callable[[str, int | None, int | None], bool]  # (topic, account pk, market pk) -> does anyone want it
+
+
+@dataclass(frozen=True)
+class Raw:
+    """One outbox row as read back."""
+
+    seq: int
+    topic: str
+    account_pk: int | None
+    market_pk: int | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Published:
+    seq: int
+    sub: int
+    topic: str
+    name: str
+    account_pk: int | None
+    market_pk: int | None
+    payload: dict[str, Any]
+    created_at: datetime
+
+    @property
+    def id(self) -> str:
+        """The SSE ``id:``: the delivery sequence, ``<seq>.<n>`` for the n-th extra event of one change."""
+        return str(self.seq) if not self.sub else f"{self.seq}.{self.sub}"
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return (self.seq, self.sub)
+
+
+def parse_event_id(value: str | None) -> tuple[int, int] | None:
+    """A ``Last-Event-ID`` as (seq, sub); None when absent or not one of ours."""
+    if not value:
+        return None
+    head, _, tail = value.strip().partition(".")
+    try:
+        seq, sub = int(head), int(tail or 0)
+    except ValueError:
+        return None
+    return (seq, sub) if seq >= 0 and sub >= 0 else None
+
+
+# --- reading rows ------------------------------------------------------------------------------------------------
+def fetch(*, after: int, until: int | None = None, limit: int = 2000, where: str = "", params: Any = ()) -> list[Raw]:
+    """Stamped rows with ``after < seq <= until``, in sequence order. ``data`` is read as text and parsed with
+    Decimal numbers (psycopg's own jsonb loader would make floats of amounts)."""
+    sql = "SELECT seq, topic, account_id, market_id, data::text, created_at FROM streams_event WHERE seq > %s"
+    args: list[Any] = [after]
+    if until is not None:
+        sql += " AND seq <= %s"
+        args.append(until)
+    if where:
+        sql += f" AND ({where})"
+        args += list(params)
+    sql += " ORDER BY seq LIMIT %s"
+    args.append(limit)
+    if connection.vendor != "postgresql":
+        sql = sql.replace("data::text", "data")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, args)
+        rows = cursor.fetchall()
+    result = []
+    for seq, topic, account_pk, market_pk, data, created_at in rows:
+        if isinstance(created_at, str):  # SQLite
+            from django.utils.dateparse import parse_datetime
+
+            created_at = parse_datetime(created_at)
+            if created_at is not None and created_at.tzinfo is None:
+                from datetime import UTC
+
+                created_at = created_at.replace(tzinfo=UTC)
+        result.append(
+            Raw(seq, topic, account_pk, market_pk, json.loads(data, parse_float=Decimal), created_at)  # type: ignore[arg-type]
+        )
+    return result
+
+
+def _instance(model: type[models.Model], data: dict[str, Any]) -> Any:
+    kwargs = {}
+    for f in model._meta.concrete_fields:
+        if f.column in data:
+            value = data[f.column]
+            kwargs[f.attname] = None if value is None else f.to_python(value)
+    return model(**kwargs)
+
+
+def _rows(model: type[models.Model], raws: list[Raw]) -> list[Any]:
+    """The rows as the changes wrote them (PostgreSQL), or as they are now (SQLite: the triggers store the id)."""
+    if connection.vendor == "postgresql":
+        return [_instance(model, r.data) for r in raws]
+    current = model._default_manager.in_bulk([r.data["id"] for r in raws])
+    return [current.get(r.data["id"]) for r in raws]
+
+
+# --- caches of reference rows ------------------------------------------------------------------------------------
+_accounts: dict[int, Any] = {}
+_markets: dict[int, Any] = {}
+
+
+def account_of(pk: int) -> Any:
+    from accounts.models import Account
+
+    if pk not in _accounts:
+        _accounts.update(Account.objects.in_bulk([pk]))
+    return _accounts[pk]
+
+
+def market_of(pk: int) -> Any:
+    from markets.models import Market
+
+    if pk not in _markets:
+        _markets.update(Market.objects.in_bulk([pk]))
+    return _markets[pk]
+
+
+def _preload(raws: list[Raw]) -> None:
+    from accounts.models import Account
+    from markets.models import Market
+
+    accounts = {r.account_pk for r in raws if r.account_pk is not None} - _accounts.keys()
+    markets = {r.market_pk for r in raws if r.market_pk is not None} - _markets.keys()
+    if accounts:
+        _accounts.update(Account.objects.in_bulk(list(accounts)))
+    if markets:
+        _markets.update(Market.objects.in_bulk(list(markets)))
+
+
+# --- the resources -----------------------------------------------------------------------------------------------
+def _orders(raws: list[Raw]) -> list[Published]:
+    from orders.models import Fill, Order
+    from orders.rendering import order_json
+
+    orders = _rows(Order, raws)
+    fills: dict[int, list[Any]] = defaultdict(list)
+    for fill in (
+        Fill.objects.filter(order_id__in=[o.pk for o in orders if o is not None])
+        .select_related("trade", "trade__journal_entry")
+        .order_by("id")
+    ):
+        fills[fill.order_id].append(fill)
+    out = []
+    for raw, order in zip(raws, orders, strict=True):
+        if order is None:
+            continue
+        order.market, order.account = market_of(order.market_id), account_of(order.account_id)
+        own = [f for f in fills[order.pk] if f.created_at <= order.updated_at]
+        out.append(
+            Published(raw.seq, 0, ORDER, "order", raw.account_pk, raw.market_pk, order_json(order, own), raw.created_at)
+        )
+    return out
+
+
+def fill_json(fill: Any) -> dict[str, Any]:
+    """``TradeOut(fill).data``, field for field, without a DRF serializer per fill (tests/streams checks they agree)."""
+    from ledger.selectors import asset_map
+    from orders.rendering import _iso, _uuid
+
+    assets = asset_map()
+    market = fill.market
+    base, quote = assets[market.base_asset_id].decimals, assets[market.quote_asset_id].decimals
+    fee = assets[fill.fee_asset_id].decimals if fill.fee_asset_id in assets else None
+    return {
+        "trade_id": _uuid(fill.trade.trade_id),
+        "order_id": _uuid(fill.order.order_id) if fill.order_id else None,
+        "account_id": _uuid(fill.account.account_id),
+        "symbol": market.symbol,
+        "side": fill.side,
+        "liquidity": fill.liquidity,
+        "quantity": format_amount(fill.quantity, base),
+        "price": format_amount(fill.price, quote),
+        "quote_amount": format_amount(fill.quote_amount, quote),
+        "fee": format_amount(fill.fee, fee),
+        "fee_asset": fill.fee_asset_id,
+        "reference_price": format_amount(fill.trade.reference_price, quote),
+        "journal_entry_id": _uuid(fill.trade.journal_entry.entry_id),
+        "created_at": _iso(fill.created_at),
+    }
+
+
+def _fills(raws: list[Raw]) -> list[Published]:
+    from orders.models import Fill
+
+    ids = [r.data["id"] for r in raws]
+    rows = Fill.objects.select_related("order", "trade", "trade__journal_entry").in_bulk(ids)
+    out = []
+    for r in raws:
+        fill = rows.get(r.data["id"])
+        if fill is None:
+            continue
+        fill.market, fill.account = market_of(fill.market_id), account_of(fill.account_id)
+        out.append(Published(r.seq, 0, FILL, "trade", r.account_pk, r.market_pk, fill_json(fill), r.created_at))
+    return out
+
+
+def _trades(raws: list[Raw]) -> list[Published]:
+    from markets.serializers import TapeTradeOut
+    from orders.models import Trade
+
+    ids = [r.data["id"] for r in raws]
+    rows = Trade.objects.select_related("market").in_bulk(ids)
+    out = []
+    for r in raws:
+        trade = rows.get(r.data["id"])
+        if trade is None:
+            continue
+        payload = {"symbol": trade.market.symbol, **TapeTradeOut(trade).data}
+        out.append(Published(r.seq, 0, TRADE, "trade", None, r.market_pk, payload, r.created_at))
+    return out
+
+
+def balance_json(balance: Any) -> dict[str, Any]:
+    from ledger.selectors import asset_map
+
+    places = asset_map()[balance.asset_id].decimals
+    return {
+        "account_id": str(account_of(balance.account_id).account_id),
+        "asset": balance.asset_id,
+        "available": format_amount(balance.available, places),
+        "locked": format_amount(balance.locked, places),
+        "total": format_amount(balance.available + balance.locked, places),
+        "updated_at": balance.updated_at.isoformat().replace("+00:00", "Z") if balance.updated_at else None,
+    }
+
+
+def position_json(account_pk: int, asset: str) -> dict[str, Any]:
+    from risk.position_apis import PositionOut
+    from risk.positions import Position, positions_for
+
+    account = account_of(account_pk)
+    found = positions_for(accounts=[account], asset=asset)
+    position = found[0] if found else Position(account_id=account.account_id, asset=asset)
+    if not found:
+        from markets.selectors import usd_prices
+
+        position.current_price = (usd_prices() or {}).get(asset)
+    return dict(PositionOut(position).data)
+
+
+def _balances(raws: list[Raw], wanted: Wanted) -> list[Published]:
+    from accounts.models import Balance
+    from risk.positions import position_assets
+
+    out = []
+    tracked = set(position_assets())
+    rows = list(zip(raws, _rows(Balance, raws), strict=True))
+    # A position is a derived view: computed once per (account, asset) for the batch, at its last change.
+    last_change = {(b.account_id, b.asset_id): raw.seq for raw, b in rows if b is not None and b.asset_id in tracked}
+    for raw, balance in rows:
+        if balance is None:
+            continue
+        if wanted(BALANCE, raw.account_pk, None):
+            out.append(
+                Published(raw.seq, 0, BALANCE, "balance", raw.account_pk, None, balance_json(balance), raw.created_at)
+            )
+        key = (balance.account_id, balance.asset_id)
+        if last_change.get(key) == raw.seq and wanted(POSITION, raw.account_pk, None):
+            payload = position_json(balance.account_id, balance.asset_id)
+            out.append(Published(raw.seq, 0, POSITION, "position", raw.account_pk, None, payload, raw.created_at))
+    return out
+
+
+class BookState:
+    """The last book each market's stream showed: deltas are the levels that changed since, and a new subscriber's
+    first ``book`` event is this same state (so the deltas that follow apply to what it has)."""
+
+    def __init__(self, depth: int = 20) -> None:
+        self.depth = depth
+        self.bodies: dict[int, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+
+    def _compute(self, market_pk: int) -> dict[str, Any]:
+        from markets import market_data
+        from markets.serializers import book_out
+
+        market = market_of(market_pk)
+        return book_out(market_data.book_get(market=market, depth=self.depth), market)
+
+    def current(self, market_pk: int) -> dict[str, Any]:
+        """The whole book as this hub's stream last showed it (computed now if it never did)."""
+        with self.lock:
+            if market_pk not in self.bodies:
+                self.bodies[market_pk] = self._compute(market_pk)
+            return self.bodies[market_pk]
+
+    def forget(self, market_pk: int) -> None:
+        with self.lock:
+            self.bodies.pop(market_pk, None)
+
+    def changes(self, market_pk: int) -> dict[str, Any]:
+        with self.lock:
+            old = self.bodies.get(market_pk)
+            body = self._compute(market_pk)
+            self.bodies[market_pk] = body
+        before = {side: dict(old[side]) if old else {} for side in ("bids", "asks")}
+        after = {side: dict(body[side]) for side in ("bids", "asks")}
+        changed: dict[str, Any] = {"symbol": body["symbol"], "sequence": body["sequence"], "snapshot": False}
+        for side in ("bids", "asks"):
+            levels = [[p, q] for p, q in after[side].items() if before[side].get(p) != q]
+            levels += [[p, "0"] for p in before[side] if p not in after[side]]
+            changed[side] = levels
+        return changed
+
+
+def ticker_json(market_pk: int) -> dict[str, Any]:
+    from markets import market_data
+    from markets.serializers import TickerOut
+
+    market = market_of(market_pk)
+    return dict(TickerOut(market_data.ticker_get(market=market), context={"market": market}).data)
+
+
+def _markets_changed(raws: list[Raw], wanted: Wanted, books: BookState | None) -> list[Published]:
+    """A market's book and ticker after its changes of the batch (coalesced: computed once, for the last row)."""
+    last: dict[int, Raw] = {}
+    for raw in raws:
+        if raw.market_pk is not None:
+            _markets.pop(raw.market_pk, None)  # its reference price or status changed: read it again
+            last[raw.market_pk] = raw
+    out = []
+    for market_pk, raw in last.items():
+        if books is not None and wanted(BOOK, None, market_pk):
+            change = books.changes(market_pk)
+            out.append(Published(raw.seq, 0, BOOK, "book", None, market_pk, change, raw.created_at))
+        elif books is not None:
+            books.forget(market_pk)  # nobody watched this change: the next subscriber's first book is computed anew
+        if wanted(TICKER, None, market_pk):
+            out.append(Published(raw.seq, 1, TICKER, "ticker", None, market_pk, ticker_json(market_pk), raw.created_at))
+    return out
+
+
+def render(raws: list[Raw], *, wanted: Wanted, books: BookState | None = None) -> list[Published]:
+    """The events of ``raws`` somebody wants, in (seq, sub) order."""
+    if not raws:
+        return []
+    _preload(raws)
+    by_topic: dict[str, list[Raw]] = defaultdict(list)
+    for raw in raws:
+        by_topic[raw.topic].append(raw)
+    out: list[Published] = []
+    orders = [r for r in by_topic["order"] if wanted(ORDER, r.account_pk, r.market_pk)]
+    fills = [r for r in by_topic["fill"] if wanted(FILL, r.account_pk, r.market_pk)]
+    trades = [r for r in by_topic["trade"] if wanted(TRADE, None, r.market_pk)]
+    out += _orders(orders) if orders else []
+    out += _fills(fills) if fills else []
+    out += _trades(trades) if trades else []
+    out += _balances(by_topic["balance"], wanted) if by_topic["balance"] else []
+    out += _markets_changed(by_topic["market"], wanted, books) if by_topic["market"] else []
+    out.sort(key=lambda p: p.position)
+    return out

@@ -1,0 +1,122 @@
+"""Streams against the real service: ``manage.py serve`` (gunicorn's ASGI worker) on a fresh PostgreSQL database,
+read with a real SSE client (httpx-sse), as the dashboard and trading systems read them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import connect_sse
+
+from tests.e2e.conftest import pg_service_database_url, service, service_options  # noqa: F401 - fixtures
+
+SEED = {
+    "house": {"BTC": "50", "ETH": "1000", "USD": "5000000", "USDT": "5000000"},
+    "users": [
+        {"username": "desk-operator", "scopes": ["operator"]},
+        {
+            "username": "alice",
+            "scopes": ["read", "trade"],
+            "accounts": [{"label": "main", "deposits": {"USD": "200000", "BTC": "5"}}],
+        },
+        {
+            "username": "bob",
+            "scopes": ["read", "trade"],
+            "accounts": [{"label": "main", "deposits": {"USD": "200000", "BTC": "5"}}],
+        },
+    ],
+}
+
+
+@pytest.fixture
+def service_options() -> dict[str, Any]:  # noqa: F811 - this folder's service: heartbeats every second
+    return {"workers": 2, "env": {"STREAM_HEARTBEAT": "1s", "CORS_ALLOWED_ORIGINS": "http://dashboard.test:3002"}}
+
+
+class Reader:
+    """A real SSE client reading one stream in a thread; ``events`` are (id, event, data) as received."""
+
+    def __init__(self, url: str, *, headers: dict[str, str] | None = None, params: dict[str, str] | None = None):
+        self.url, self.headers, self.params = url, headers or {}, params or {}
+        self.events: list[tuple[str, str, Any]] = []
+        self.received_at: list[float] = []
+        self.status: int | None = None
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._response: httpx.Response | None = None
+        self._opened = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Reader:
+        self._thread.start()
+        assert self._opened.wait(15), "the stream did not open"
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Hang up (the server sees the disconnect)."""
+        self._stop.set()
+        if self._response is not None:
+            with contextlib.suppress(Exception):
+                self._response.close()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        try:
+            with (
+                httpx.Client(timeout=httpx.Timeout(10, read=5)) as http,
+                connect_sse(http, "GET", self.url, headers=self.headers, params=self.params) as source,
+            ):
+                self._response = source.response
+                self.status = source.response.status_code
+                self._opened.set()
+                if self.status != 200:
+                    return
+                for sse in source.iter_sse():
+                    if not sse.data:  # the opening "retry:" block (httpx-sse yields it, browsers do not)
+                        continue
+                    self.events.append((sse.id, sse.event, json.loads(sse.data) if sse.data else None))
+                    self.received_at.append(time.time())
+                    if self._stop.is_set():
+                        return
+        except BaseException as exc:
+            if not self._stop.is_set():
+                self.error = exc
+        finally:
+            self._opened.set()
+
+    def named(self, name: str) -> list[tuple[str, Any]]:
+        return [(i, d) for i, e, d in list(self.events) if e == name]
+
+    def wait_for(self, predicate: Any, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self):
+                return
+            if self.error is not None:
+                raise AssertionError(f"the stream failed: {self.error!r}")
+            time.sleep(0.05)
+        raise AssertionError(f"timed out; received {[(i, e) for i, e, _ in self.events][-20:]}")
+
+
+@pytest.fixture
+def reader() -> Iterator[Any]:
+    """Readers a test opens, each closed when it ends."""
+    opened: list[Reader] = []
+
+    def open_reader(url: str, **kwargs: Any) -> Reader:
+        r = Reader(url, **kwargs).__enter__()
+        opened.append(r)
+        return r
+
+    yield open_reader
+    for r in opened:
+        r.close()

@@ -1,0 +1,294 @@
+"""The live streams as a client sees them: the real service, real HTTP, a real SSE client.
+
+Each test seeds house liquidity and two traders (alice, bob) with an operator, then reads streams while it trades
+over the REST API. What is checked is what a trading system relies on: every committed change arrives, in commit
+order, with strictly increasing ids; a client that hangs up and resumes with ``Last-Event-ID`` gets exactly what it
+missed; nobody sees another user's events; a change that rolled back is never published.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import client, seed_keys
+from tests.streams.conftest import SEED, Reader
+from tests.support.processes import ServiceProcess
+
+pytestmark = pytest.mark.slow
+
+
+def ids_of(events: list[tuple[str, str, Any]]) -> list[tuple[int, int]]:
+    return [tuple(int(p) for p in ([*i.split("."), "0"])[:2]) for i, _e, _d in events]  # type: ignore[misc]
+
+
+def strictly_increasing(values: list[Any]) -> bool:
+    return all(a < b for a, b in itertools.pairwise(values))
+
+
+def account_of(api: httpx.Client) -> str:
+    [account] = api.get("/accounts").json()["accounts"]
+    return account["account_id"]
+
+
+def limit_order(api: httpx.Client, account: str, *, side: str, price: str, quantity: str = "0.01", **extra: Any):
+    body = {"account_id": account, "symbol": "BTC-USD", "side": side, "order_type": "limit", "price": price}
+    response = api.post("/orders", json={**body, "quantity": quantity, **extra})
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def far_price(api: httpx.Client, side: str) -> str:
+    """A price that rests without matching (well away from the house's quotes)."""
+    price = float(api.get("/markets/BTC-USD").json()["price"])  # only to choose a round test price
+    return f"{int(price * (0.9 if side == 'buy' else 1.1))}.00"
+
+
+@pytest.fixture
+def setup(service: ServiceProcess, tmp_path: Path) -> dict[str, Any]:
+    keys = seed_keys(service, SEED, tmp_path)
+    apis = {name: client(service, key) for name, key in keys.items()}
+    return {
+        "keys": keys,
+        "api": apis,
+        "accounts": {name: account_of(apis[name]) for name in ("alice", "bob")},
+        "stream": f"{service.base_url}/api/v1/stream",
+    }
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Api-Key {key}"}
+
+
+def test_order_events_arrive_in_commit_order_with_strictly_increasing_ids_and_the_rest_fields(setup, reader):
+    alice, account = setup["api"]["alice"], setup["accounts"]["alice"]
+    stream = reader(f"{setup['stream']}/orders", headers=auth(setup["keys"]["alice"]))
+    stream.wait_for(lambda r: r.named("orders"))
+    assert stream.events[0][1] == "orders" and stream.events[0][2] == {"orders": []}
+
+    buy = far_price(alice, "buy")
+    placed = [limit_order(alice, account, side="buy", price=buy) for _ in range(5)]
+    for order in placed[:3]:
+        assert alice.delete(f"/orders/{order['order_id']}").status_code == 200
+    market = alice.post(
+        "/orders",
+        json={"account_id": account, "symbol": "BTC-USD", "side": "buy", "order_type": "market", "quantity": "0.02"},
+    ).json()
+    expected = len(placed) + 3 + 1
+    stream.wait_for(lambda r: len(r.named("order")) >= expected)
+    time.sleep(0.5)  # nothing more is coming
+    events = stream.named("order")
+    assert len(events) == expected, [e[1]["status"] for e in events]
+    assert strictly_increasing(ids_of(stream.events))
+    # Commit order: each order's events follow its life (placed, then cancelled), and the last equals the REST view.
+    by_order: dict[str, list[str]] = {}
+    for _id, body in events:
+        by_order.setdefault(body["order_id"], []).append(body["status"])
+    for order in placed[:3]:
+        assert by_order[order["order_id"]] == ["open", "cancelled"]
+    for order in placed[3:]:
+        assert by_order[order["order_id"]] == ["open"]
+    assert by_order[market["order_id"]] == ["filled"]
+    final = {body["order_id"]: body for _id, body in events}
+    for order_id in by_order:
+        rest = alice.get(f"/orders/{order_id}").json()
+        assert final[order_id] == rest  # the same fields, the same values, as the REST resource
+    for field in (
+        "order_id",
+        "symbol",
+        "side",
+        "order_type",
+        "quantity",
+        "price",
+        "status",
+        "filled_quantity",
+        "average_price",
+        "created_at",
+        "updated_at",
+    ):
+        assert field in final[market["order_id"]]  # what the dashboard reads
+
+
+def test_a_client_that_resumes_with_last_event_id_misses_nothing_and_sees_nothing_twice(setup, reader):
+    alice, account = setup["api"]["alice"], setup["accounts"]["alice"]
+    headers = auth(setup["keys"]["alice"])
+    # The reference: a client that never hangs up, on the same streams.
+    whole = {name: reader(f"{setup['stream']}/{name}", headers=headers) for name in ("orders", "balances", "trades")}
+    first = {name: reader(f"{setup['stream']}/{name}", headers=headers) for name in ("orders", "balances", "trades")}
+    buy = far_price(alice, "buy")
+    for _ in range(3):
+        limit_order(alice, account, side="buy", price=buy)
+    alice.post(
+        "/orders",
+        json={"account_id": account, "symbol": "BTC-USD", "side": "buy", "order_type": "market", "quantity": "0.01"},
+    )
+    first["orders"].wait_for(lambda r: len(r.named("order")) >= 4)
+    first["balances"].wait_for(lambda r: len(r.named("balance")) >= 5)
+    first["trades"].wait_for(lambda r: len(r.named("trade")) >= 1)
+    last_ids = {}
+    for name, r in first.items():
+        r.close()
+        last_ids[name] = r.events[-1][0]  # what an EventSource would send as Last-Event-ID
+    # While it is away: orders rest, fill and are cancelled (balances move, trades happen).
+    for _ in range(2):
+        order = limit_order(alice, account, side="buy", price=buy)
+        alice.delete(f"/orders/{order['order_id']}")
+    for side in ("buy", "sell"):
+        alice.post(
+            "/orders",
+            json={"account_id": account, "symbol": "BTC-USD", "side": side, "order_type": "market", "quantity": "0.01"},
+        )
+    whole["orders"].wait_for(lambda r: len(r.named("order")) >= 4 + 4 + 2)
+    whole["trades"].wait_for(lambda r: len(r.named("trade")) >= 3)
+    time.sleep(0.5)
+    for name in ("orders", "balances", "trades"):
+        resumed = reader(f"{setup['stream']}/{name}", headers={**headers, "Last-Event-ID": last_ids[name]})
+        reference = [e for e in whole[name].events if e[0] and ids_of([e])[0] > ids_of([(last_ids[name], "", None)])[0]]
+        reference = [e for e in reference if e[1] not in ("orders", "positions")]
+        expected = len(reference)
+        assert expected > 0
+        resumed.wait_for(lambda r, n=expected: len(r.events) >= n)
+        time.sleep(0.3)
+        assert list(resumed.events) == reference, name  # the same events, same ids, same data, no list again
+        assert len({e[0] for e in resumed.events}) == len(resumed.events)
+
+
+def test_a_user_never_receives_another_users_events_and_an_operator_sees_both(setup, reader):
+    keys, api, accounts = setup["keys"], setup["api"], setup["accounts"]
+    streams = {
+        (who, name): reader(f"{setup['stream']}/{name}", headers=auth(keys[who]))
+        for who in ("alice", "bob", "desk-operator")
+        for name in ("orders", "balances", "trades", "positions")
+    }
+    for who in ("alice", "bob"):
+        api[who].post(
+            "/orders",
+            json={
+                "account_id": accounts[who],
+                "symbol": "BTC-USD",
+                "side": "buy",
+                "order_type": "market",
+                "quantity": "0.01",
+            },
+        )
+    streams[("desk-operator", "trades")].wait_for(lambda r: len(r.named("trade")) >= 2)
+    streams[("desk-operator", "positions")].wait_for(lambda r: len(r.named("position")) >= 2)
+    time.sleep(0.5)
+    for who, other in (("alice", "bob"), ("bob", "alice")):
+        for name, event in (
+            ("orders", "order"),
+            ("balances", "balance"),
+            ("trades", "trade"),
+            ("positions", "position"),
+        ):
+            seen = {body["account_id"] for _i, body in streams[(who, name)].named(event)}
+            assert seen == {accounts[who]}, (who, name, seen)
+            assert accounts[other] not in json.dumps(streams[(who, name)].events)
+    operator_seen = {body["account_id"] for _i, body in streams[("desk-operator", "orders")].named("order")}
+    assert operator_seen == {accounts["alice"], accounts["bob"]}
+    # One account of the operator's choosing: account_id narrows the stream; another user's account is a 404.
+    only_bob = reader(
+        f"{setup['stream']}/balances", headers=auth(keys["desk-operator"]), params={"account_id": accounts["bob"]}
+    )
+    api["alice"].post(
+        "/orders",
+        json={
+            "account_id": accounts["alice"],
+            "symbol": "BTC-USD",
+            "side": "sell",
+            "order_type": "market",
+            "quantity": "0.01",
+        },
+    )
+    api["bob"].post(
+        "/orders",
+        json={
+            "account_id": accounts["bob"],
+            "symbol": "BTC-USD",
+            "side": "sell",
+            "order_type": "market",
+            "quantity": "0.01",
+        },
+    )
+    only_bob.wait_for(lambda r: len(r.named("balance")) >= 2)
+    time.sleep(0.5)
+    assert {body["account_id"] for _i, body in only_bob.named("balance")} == {accounts["bob"]}
+    refused = httpx.get(
+        f"{setup['stream']}/orders", headers=auth(keys["alice"]), params={"account_id": accounts["bob"]}, timeout=10
+    )
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found"
+    anonymous = httpx.get(f"{setup['stream']}/orders", timeout=10)
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "not_authenticated"
+
+
+def test_a_rolled_back_order_produces_no_event(setup, reader, service: ServiceProcess):
+    """An idempotent retry runs the whole placement again (matching, balances, trades) and loses the race to insert
+    the order: its transaction rolls back and the original is answered. Nothing of the retry is published."""
+    alice, account = setup["api"]["alice"], setup["accounts"]["alice"]
+    headers = auth(setup["keys"]["alice"])
+    orders = reader(f"{setup['stream']}/orders", headers=headers)
+    balances = reader(f"{setup['stream']}/balances", headers=headers)
+    trades = reader(f"{setup['stream']}/trades", headers=headers)
+    body = {
+        "account_id": account,
+        "symbol": "BTC-USD",
+        "side": "buy",
+        "order_type": "market",
+        "quantity": "0.01",
+        "client_order_id": "retry-me",
+    }
+    first = alice.post("/orders", json=body)
+    assert first.status_code == 201
+    orders.wait_for(lambda r: len(r.named("order")) >= 1)
+    balances.wait_for(lambda r: len(r.named("balance")) >= 2)
+    trades.wait_for(lambda r: len(r.named("trade")) >= 1)
+    counts = (len(orders.events), len(balances.events), len(trades.events))
+    for _ in range(3):
+        again = alice.post("/orders", json=body)
+        assert again.status_code == 200 and again.json()["order_id"] == first.json()["order_id"]
+    # A marker committed after the retries: once it arrives, anything the retries had published would have too.
+    marker = limit_order(alice, account, side="buy", price=far_price(alice, "buy"))
+    orders.wait_for(lambda r: any(b["order_id"] == marker["order_id"] for _i, b in r.named("order")))
+    balances.wait_for(lambda r: len(r.events) >= counts[1] + 1)
+    time.sleep(0.5)
+    assert len(orders.events) == counts[0] + 1
+    assert len(balances.events) == counts[1] + 1  # the marker's reservation, nothing of the retries
+    assert len(trades.events) == counts[2]
+    # The outbox itself holds nothing of them either: one order row event per committed change.
+    rows = service.manage(
+        "shell",
+        "-c",
+        (
+            "from streams.models import Event; from orders.models import Order;"
+            "o = Order.objects.get(client_order_id='retry-me');"
+            "print(Event.objects.filter(topic='order', data__id=o.pk).count())"
+        ),
+        timeout=60,
+    ).stdout.split()
+    assert rows[-1] == "1"
+
+
+def test_sigterm_ends_every_stream_with_a_final_event_within_the_shutdown_budget(setup, service: ServiceProcess):
+    headers = auth(setup["keys"]["alice"])
+    streams = [Reader(f"{setup['stream']}/{name}", headers=headers).__enter__() for name in ("orders", "balances")]
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert service.proc is not None
+        service.proc.send_signal(signal.SIGTERM)
+        for stream in streams:
+            stream.wait_for(lambda r: any(e == "error" for _i, e, _d in r.events), timeout=10)
+            assert stream.events[-1][2]["code"] == "shutting_down"
+        service.proc.wait(30)
+        assert time.monotonic() - started < 20  # gunicorn's graceful timeout: the streams did not hold it up
+        assert service.proc.returncode == 0
+    finally:
+        for stream in streams:
+            stream.close()
