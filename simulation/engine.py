@@ -240,7 +240,7 @@ class PriceEngine:
         self.drivers = drivers
         scenario = Scenario.objects.filter(current=True).first()
         self.scenario_pk = scenario.pk if scenario else None
-        self.pending_events = bool(scenario) and any(
+        self.pending_events = scenario is not None and any(
             i not in set(scenario.events_done or []) and e["action"] in ("halt", "resume")
             for i, e in enumerate((scenario.spec or {}).get("schedule") or [])
         )
@@ -267,14 +267,16 @@ class PriceEngine:
                 driver.last_set = None  # not ours (yet): the next tick sets the path's price, or re-anchors
 
     def _reanchor(self, driver: Driver, price: Decimal, now: datetime) -> None:
+        """Restart the market's path at ``price`` and ``now``; the schedule's shocks keep their moment (their
+        offsets move back by the time since the old anchor). Stored, so a new leader continues from here too."""
         logger.info("price_path_reanchored", symbol=driver.symbol, price=str(price))
-        MarketSimulation.objects.filter(pk=driver.sim_pk).update(anchor_price=price, anchored_at=now)
+        shift = Decimal(str(round(driver.elapsed(now), 6)))
+        driver.shocks = [{**s, "at": str(Decimal(str(s["at"])) - shift)} for s in driver.shocks]
+        MarketSimulation.objects.filter(pk=driver.sim_pk).update(
+            anchor_price=price, anchored_at=now, shocks=driver.shocks
+        )
         driver.anchor_price, driver.anchored_at = price, now
-        if driver.kind in (ModelKind.GBM, ModelKind.OU):
-            # the schedule's shocks keep their moment
-            for shock in driver.shocks:
-                shock["at"] = str(Decimal(str(shock["at"])) - Decimal(str(round(driver.elapsed(now), 6))))
-            driver.build()
+        driver.build()
         self.version = self._version()
 
     # --- one round ----------------------------------------------------------------------------------------------

@@ -55,5 +55,5 @@ def engine_status() -> dict[str, Any]:
         status["error"] = f"{type(exc).__name__}"
         return status
     status["leader"] = leader
-    status["leader_is_this_instance"] = bool(leader) and leader.split("@", 1)[0] == settings.SERVICE_INSTANCE_NAME
+    status["leader_is_this_instance"] = leader is not None and leader.split("@", 1)[0] == settings.SERVICE_INSTANCE_NAME
     return status

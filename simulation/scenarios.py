@@ -311,8 +311,8 @@ def scenario_parse(
             "balances": balances,
         }
         if fields.get("api_key") is not None:
-            key = _mapping(fields.get("api_key"), f"{where}.api_key", err, {"scopes"})
-            scopes = key.get("scopes", ["read", "trade"])
+            key_fields = _mapping(fields.get("api_key"), f"{where}.api_key", err, {"scopes"})
+            scopes = key_fields.get("scopes", ["read", "trade"])
             if not isinstance(scopes, list) or not scopes or any(s not in SCOPES for s in scopes):
                 err.add(f"{where}.api_key.scopes", f"a list of {', '.join(SCOPES)}")
                 scopes = []

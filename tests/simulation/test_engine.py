@@ -198,3 +198,27 @@ def test_cross_markets_follow_the_usd_markets_with_a_small_basis(house):
     assert abs(price["BTC-USDT"] / price["BTC-USD"] - 1) < D("0.002")  # within 20 bps
     assert abs(price["ETH-BTC"] / (price["ETH-USD"] / price["BTC-USD"]) - 1) < D("0.002")
     assert price["ETH-BTC"] == price["ETH-BTC"].quantize(D("0.00001"))
+
+
+def test_a_re_anchored_path_keeps_its_scheduled_shock_at_its_moment(operator_user, house):
+    only("BTC-USD")
+    simulate(
+        "BTC-USD",
+        kind=ModelKind.GBM,
+        params={"volatility": "0.1"},
+        interval_ms=1000,
+        shocks=[{"at": "10", "percent": "-10"}],
+    )
+    clock = Clock()
+    engine = PriceEngine(clock=clock)
+    engine.reload()
+    run(engine, clock, seconds=4, step=1)
+    market_price_set(market=Market.objects.get(symbol="BTC-USD"), price="60000.00", actor=operator_user)
+    run(engine, clock, seconds=1, step=1)  # t = 5 s: re-anchored at 60,000, the shock now 5 s after the anchor
+    assert MarketSimulation.objects.get(market__symbol="BTC-USD").shocks == [{"at": "5.0", "percent": "-10"}]
+    engine.reload()  # as a new leader would
+    run(engine, clock, seconds=4, step=1)
+    before = Market.objects.get(symbol="BTC-USD").reference_price
+    run(engine, clock, seconds=1, step=1)  # t = 10 s
+    after = Market.objects.get(symbol="BTC-USD").reference_price
+    assert after / before == pytest.approx(D("0.9"), abs=D("0.001"))

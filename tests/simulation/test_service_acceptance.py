@@ -57,7 +57,7 @@ def started(pg_url: str, tmp_path: Path) -> Iterator[Any]:
             extra_args=["--no-seed"],
         )
         processes.append(process)
-        return process.start(timeout=90)
+        return process.start(timeout=240)  # a fresh database migrates first; this machine may be busy
 
     try:
         yield start
@@ -181,7 +181,7 @@ def test_two_instances_on_one_database_only_one_moves_prices_and_killing_it_hand
         assert [v["leader_is_this_instance"] for v in views].count(True) == 1
         return views[0]["leader"]
 
-    old = wait_for(leader, timeout=20)
+    old = wait_for(leader, timeout=60)  # run_market boots after HTTP
     since = db_now(pg_url)
     time.sleep(3)
     movers = {by for _, by, _ in engine_ticks(pg_url, since=since)}
