@@ -323,6 +323,9 @@ def main() -> int:
     args = parser.parse_args()
     args.sql_clients, args.keep_db = 1, False
     bench = Bench(args)
+    # What is measured is the order path with and without streams: no per-key order limit (production's 100 orders
+    # per key and 10 s would cap the clients), and no price engine moving the markets under the workload.
+    bench.env |= {"KEY_LIMITS_ENABLED": "false", "PRICE_ENGINE_ENABLED": "false"}
     failed = True
     try:
         bench.create_database()
