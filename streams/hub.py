@@ -458,7 +458,9 @@ def replay(flt: Filter, *, after: tuple[int, int], until: int) -> list[Published
             raws = rendering.fetch(after=cursor, until=until, limit=2000, where=where, params=params)
             if not raws:
                 return out
-            out += [e for e in rendering.render(raws, wanted=flt.wants) if e.position > after]
+            # A fresh book state: a market stream that resumes gets the whole book (``snapshot``) at its last change.
+            books = rendering.BookState()
+            out += [e for e in rendering.render(raws, wanted=flt.wants, books=books) if e.position > after]
             cursor = raws[-1].seq
     finally:
         connection.close()

@@ -358,7 +358,8 @@ class BookState:
             self.bodies[market_pk] = body
         before = {side: dict(old[side]) if old else {} for side in ("bids", "asks")}
         after = {side: dict(body[side]) for side in ("bids", "asks")}
-        changed: dict[str, Any] = {"symbol": body["symbol"], "sequence": body["sequence"], "snapshot": False}
+        # Without an earlier book (a resumed stream's replay): every level, marked as the whole book.
+        changed: dict[str, Any] = {"symbol": body["symbol"], "sequence": body["sequence"], "snapshot": old is None}
         for side in ("bids", "asks"):
             levels = [[p, q] for p, q in after[side].items() if before[side].get(p) != q]
             levels += [[p, "0"] for p in before[side] if p not in after[side]]
