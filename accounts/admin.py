@@ -288,13 +288,15 @@ class AccountAdmin(HistoryAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(APIKeyModelAdmin, HistoryAdmin):
-    """Creating a key shows it once (the library's save_model); only its hash is stored."""
+    """Creating a key shows it once (the library's save_model) with its signing secret for the Binance-compatible
+    API; only the key's hash and the secret encrypted (accounts/signing.py) are stored."""
 
     list_display = ("prefix", "name", "user", "scopes", "created", "last_used_at", "revoked")
     list_filter = ("revoked", "created")
     search_fields = ("name", "prefix", "user__username")
     list_select_related = ("user",)
-    fields = ("user", "name", "scopes", "expiry_date", "revoked", "prefix", "last_used_at")
+    fields = ("user", "name", "scopes", "account", "expiry_date", "revoked", "prefix", "last_used_at")
+    raw_id_fields = ("account",)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return (*super().get_readonly_fields(request, obj), "last_used_at")
@@ -304,5 +306,19 @@ class ApiKeyAdmin(APIKeyModelAdmin, HistoryAdmin):
         if unknown or not obj.scopes:
             self.message_user(request, f"Scopes must be a list of {Scope.values}.", messages.ERROR)
             obj.scopes = [Scope.READ]
+        if obj.account_id is not None and obj.account.owner_id != obj.user_id:
+            self.message_user(request, "The key's account must be one of its user's; none was set.", messages.ERROR)
+            obj.account = None
         obj._history_user = request.user  # type: ignore[attr-defined]
+        secret = None
+        if not obj.pk:
+            from accounts.signing import signing_secret_new
+
+            secret, obj.signing_secret_encrypted = signing_secret_new()
         super().save_model(request, obj, form, change)
+        if secret is not None:
+            self.message_user(
+                request,
+                f"Its signing secret (Binance-compatible API, /api/v3) is: {secret}. It cannot be shown again.",
+                messages.WARNING,
+            )

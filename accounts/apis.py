@@ -18,6 +18,8 @@ from accounts.serializers import (
     AccountCreateIn,
     AccountOut,
     AdjustmentIn,
+    ApiKeyCreatedOut,
+    ApiKeyCreateIn,
     AuditOut,
     AuditPageIn,
     BalanceListOut,
@@ -252,3 +254,47 @@ class AccountCloseApi(_StatusApi):
     @_status_schema("Close an account whose balances are all zero (operator)", errors.AccountNotEmpty)
     def post(self, request: Request, account_id: str) -> Response:
         return super().post(request, account_id)
+
+
+class ApiKeyCreateApi(APIView):
+    permission_classes = [OperatorScope]
+
+    @extend_schema(
+        request=ApiKeyCreateIn,
+        responses={201: ApiKeyCreatedOut},
+        extensions=error_codes((404, errors.NotFound.code)),
+        tags=["accounts"],
+        summary="Issue an API key for a user (operators): the key and its signing secret, each shown only here",
+        description="The key authenticates /api/v1 (Api-Key) and /api/v3 (X-MBX-APIKEY); the signing secret signs "
+        "/api/v3 requests (HMAC-SHA256). An unknown user, or an account that is not the user's, is 404.",
+    )
+    def post(self, request: Request) -> Response:
+        data = raise_validation(ApiKeyCreateIn(data=request.data))
+        user = get_user_model().objects.filter(username=data["user"]).first()
+        if user is None:
+            raise errors.NotFound("No such user.", details={"user": data["user"][:150]})
+        account = None
+        if data.get("account_id"):
+            account = selectors.account_list(user=user, key=None).filter(account_id=data["account_id"]).first()
+            if account is None:
+                raise errors.NotFound("Account not found.", details={"account_id": str(data["account_id"])})
+        key, plain = services.api_key_create(
+            user=user,
+            name=data["name"] or f"{user.username}-key",
+            scopes=data["scopes"],
+            actor=request.user,
+            account=account,
+        )
+        body = ApiKeyCreatedOut(
+            {
+                "prefix": key.prefix,
+                "name": key.name,
+                "user": user,
+                "scopes": key.scopes,
+                "account": account,
+                "created": key.created,
+                "key": plain,
+                "signing_secret": key.signing_secret,  # type: ignore[attr-defined]
+            }
+        ).data
+        return Response(body, status=201)

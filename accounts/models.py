@@ -99,7 +99,15 @@ class ApiKey(AbstractAPIKey):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
     scopes = models.JSONField(default=list, help_text='Any of "read", "trade", "operator".')
     last_used_at = models.DateTimeField(null=True, blank=True)
-    history = HistoricalRecords(excluded_fields=["hashed_key", "last_used_at"])
+    # The account this key trades on the Binance-compatible API (binance_api/): chosen when the key is made;
+    # empty means the user's default account (their oldest open one) at the time of each request.
+    account = models.ForeignKey(
+        "accounts.Account", null=True, blank=True, on_delete=models.PROTECT, related_name="api_keys"
+    )
+    # The HMAC signing secret of the Binance-compatible API, encrypted at rest (accounts/signing.py); the plain
+    # secret is shown once, at creation. Empty for keys made before signing secrets existed.
+    signing_secret_encrypted = models.TextField(blank=True, default="", editable=False)
+    history = HistoricalRecords(excluded_fields=["hashed_key", "last_used_at", "signing_secret_encrypted"])
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"

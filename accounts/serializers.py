@@ -8,7 +8,7 @@ from typing import Any
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from accounts.models import Account, AccountStatus, Balance
+from accounts.models import Account, AccountStatus, Balance, Scope
 from exchange.api import (
     AmountField,
     AssetAmountField,
@@ -16,6 +16,7 @@ from exchange.api import (
     KeysetCursorField,
     PageIn,
     StrictDateTimeField,
+    StrictUUIDField,
     TextField,
     WrappedCursorPagination,
     format_amount,
@@ -215,3 +216,29 @@ class AuditOut(serializers.Serializer):
 
     next = serializers.URLField(allow_null=True, help_text="The next page (later events), or null.")
     previous = serializers.URLField(allow_null=True, help_text="The previous page (earlier events), or null.")
+
+
+class ApiKeyCreateIn(serializers.Serializer):
+    user = TextField(max_length=150, help_text="Username of the key's owner (an existing user).")
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=Scope.choices), min_length=1, max_length=4, help_text="What it may do."
+    )
+    name = TextField(max_length=50, required=False, allow_blank=True, default="")
+    account_id = StrictUUIDField(
+        required=False,
+        help_text="The account it trades on the Binance-compatible API (/api/v3): one of the user's. Absent: the "
+        "user's default account (their oldest one not closed).",
+    )
+
+
+class ApiKeyCreatedOut(serializers.Serializer):
+    prefix = serializers.CharField(help_text="The key's public id (its first part).")
+    name = serializers.CharField()
+    user = serializers.CharField(source="user.username")
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices))
+    account_id = serializers.UUIDField(source="account.account_id", allow_null=True, default=None)
+    created = serializers.DateTimeField()
+    key = serializers.CharField(help_text="The API key (`Api-Key` / `X-MBX-APIKEY`). Shown once, stored hashed.")
+    signing_secret = serializers.CharField(
+        help_text="HMAC-SHA256 secret for signed /api/v3 requests. Shown once, stored encrypted."
+    )

@@ -272,17 +272,29 @@ def house_fund(
     )
 
 
-def api_key_create(*, user: User, name: str, scopes: list[str], actor: Any = None) -> tuple[ApiKey, str]:
-    """Create a key; returns (key row, the plain key). The plain key is never stored and cannot be shown again."""
+def api_key_create(
+    *, user: User, name: str, scopes: list[str], actor: Any = None, account: Account | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key; returns (key row, the plain key). The plain key is never stored and cannot be shown again.
+
+    The key also gets a signing secret for the Binance-compatible API (HMAC-SHA256, accounts/signing.py), stored
+    encrypted; its plain value is on the returned row as ``signing_secret`` only, to be shown once. ``account`` is
+    the account the key trades there (one of the user's own; none: the user's default account)."""
+    from accounts.signing import signing_secret_new
+
     unknown = sorted(set(scopes) - set(Scope.values))
     if unknown or not scopes:
         raise errors.ValidationFailed(
             "Unknown or missing scopes.", details={"fields": {"scopes": unknown or ["required"]}, "known": Scope.values}
         )
-    key = ApiKey(user=user, name=name, scopes=sorted(set(scopes)))
+    if account is not None and account.owner_id != user.pk:
+        raise errors.NotFound("Account not found.", details={"account_id": str(account.account_id)})
+    secret, encrypted = signing_secret_new()
+    key = ApiKey(user=user, name=name, scopes=sorted(set(scopes)), account=account, signing_secret_encrypted=encrypted)
     key._history_user = actor or user  # type: ignore[attr-defined]
     plain = ApiKey.objects.assign_key(key)
     key.save()
+    key.signing_secret = secret  # type: ignore[attr-defined]
     return key, plain
 
 

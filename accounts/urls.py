@@ -6,6 +6,7 @@ from accounts import apis
 
 urlpatterns = [
     path("accounts", apis.AccountListCreateApi.as_view(), name="account-list"),
+    path("api-keys", apis.ApiKeyCreateApi.as_view(), name="api-key-create"),
     path("accounts/<str:account_id>", apis.AccountDetailApi.as_view(), name="account-detail"),
     path("accounts/<str:account_id>/balances", apis.AccountBalancesApi.as_view(), name="account-balances"),
     path("accounts/<str:account_id>/transactions", apis.AccountTransactionsApi.as_view(), name="account-transactions"),

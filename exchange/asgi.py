@@ -30,9 +30,12 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+from binance_api import ws as binance_ws  # noqa: E402
 from streams import sse  # noqa: E402 - after Django is set up by exchange.wsgi
 
 ROUTES: list[tuple[str, ASGIApp]] = [(path, sse.app) for path in sse.PATHS]
+# Binance's WebSocket streams and WebSocket API (binance_api/ws.py).
+ROUTES += [(path, binance_ws.app) for path in binance_ws.PATHS]
 
 _django = WSGIMiddleware(django_wsgi, workers=settings.WEB_THREADS)
 

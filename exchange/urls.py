@@ -25,6 +25,8 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     # Fault injection for the ecosystem's test coordinator (chaos/apis.py), at the root as it expects.
     path("chaos/", include("chaos.urls")),
+    # The Binance Spot REST API over the same services (binance_api/).
+    path("api/v3/", include("binance_api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", local_only(SpectacularSwaggerView.as_view(url_name="schema")), name="swagger-ui"),
     # drf-spectacular's ReDoc page links Google Fonts; ours is the same page without them.

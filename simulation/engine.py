@@ -107,6 +107,8 @@ class Driver:
     replay: ReplayCursor | None = None
     next_due: float = 0.0
     last_set: Decimal | None = None
+    # The market as read at reload: market_price_set re-reads what it needs under the market's lock.
+    market: Any = None
     replay_done: bool = False
     shocks: list[dict[str, Any]] = field(default_factory=list)
     seed: str = ""
@@ -171,6 +173,8 @@ class PriceEngine:
         self.scenario_pk: int | None = None
         self.agents: Any = None
         self.ticks = 0
+        self._checked = 0.0
+        self.pending_events = False
         # named in every tick's history reason, so each price change says which process made it
         self.identity = leader_identity()
 
@@ -180,7 +184,12 @@ class PriceEngine:
         scenario = Scenario.objects.filter(current=True).values_list("pk", flat=True).first()
         return sims["n"], sims["last"], scenario
 
-    def reload_if_changed(self) -> bool:
+    def reload_if_changed(self, *, every: float = 1.0) -> bool:
+        """Reload when the models or the current scenario changed (checked at most every ``every`` seconds)."""
+        now = time.monotonic()
+        if now - self._checked < every:
+            return False
+        self._checked = now
         version = self._version()
         if version == self.version:
             return False
@@ -198,6 +207,7 @@ class PriceEngine:
         for sim in sims:
             market = sim.market
             driver = Driver(
+                market=market,
                 sim_pk=sim.pk,
                 market_pk=market.pk,
                 symbol=market.symbol,
@@ -230,6 +240,10 @@ class PriceEngine:
         self.drivers = drivers
         scenario = Scenario.objects.filter(current=True).first()
         self.scenario_pk = scenario.pk if scenario else None
+        self.pending_events = bool(scenario) and any(
+            i not in set(scenario.events_done or []) and e["action"] in ("halt", "resume")
+            for i, e in enumerate((scenario.spec or {}).get("schedule") or [])
+        )
         from simulation.agents import AgentPool
 
         self.agents = AgentPool.from_scenario(scenario) if scenario else None
@@ -291,8 +305,9 @@ class PriceEngine:
                     if price is not None:
                         driver.last_set = price
                     continue
-                market = Market.objects.get(pk=driver.market_pk)
-                market_price_set(market=market, price=price, actor=None, reason=f"{reason} by {self.identity}"[:100])
+                market_price_set(
+                    market=driver.market, price=price, actor=None, reason=f"{reason} by {self.identity}"[:100]
+                )
                 driver.last_set = price
                 prices[driver.symbol] = price
                 TICKS.labels(symbol=driver.symbol).inc()
@@ -310,7 +325,7 @@ class PriceEngine:
         return max(0.0, min(wait, 0.5))
 
     def _run_schedule(self) -> None:
-        if self.scenario_pk is None:
+        if self.scenario_pk is None or not self.pending_events:
             return
         scenario = Scenario.objects.filter(pk=self.scenario_pk, current=True).first()
         if scenario is None:
@@ -329,6 +344,7 @@ class PriceEngine:
             done.add(index)
             Scenario.objects.filter(pk=scenario.pk).update(events_done=sorted(done))
             logger.info("scenario_event", scenario=scenario.name, action=event["action"], market=event["market"])
+        self.pending_events = any(i not in done and e["action"] in ("halt", "resume") for i, e in enumerate(events))
 
 
 def ensure_default_models() -> int:

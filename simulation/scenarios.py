@@ -105,7 +105,7 @@ def _list(value: Any, where: str, err: _Errors) -> list[Any]:
 
 
 def _decimal(value: Any, where: str, err: _Errors, *, positive: bool = False, minimum: Decimal | None = None) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
         err.add(where, "must be a number")
         return "0"
     try:
@@ -128,7 +128,7 @@ def _duration(value: Any, where: str, err: _Errors) -> float:
     if isinstance(value, bool):
         err.add(where, "must be a duration such as 30s or 500ms")
         return 0.0
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float, Decimal)):
         seconds = float(value)
     elif isinstance(value, str):
         match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", value)
@@ -196,7 +196,7 @@ def scenario_parse(
         raise ScenarioInvalid(details={"errors": err.found})
     out: dict[str, Any] = {
         "name": _name(top.get("name"), "name", err),
-        "seed": str(top.get("seed", "0"))[:100] if isinstance(top.get("seed", 0), (int, str)) else "",
+        "seed": str(top.get("seed", "0"))[:100] if isinstance(top.get("seed", 0), (int, str, Decimal)) else "",
         "description": str(top.get("description") or "")[:500],
         "markets": {},
         "accounts": [],

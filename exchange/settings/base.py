@@ -139,6 +139,12 @@ MAX_ORDER_NOTIONAL_USD = _decimal("MAX_ORDER_NOTIONAL_USD", "1000000")
 RISK_HOUSE_INVENTORY_LOW_USD = _decimal("RISK_HOUSE_INVENTORY_LOW_USD", "100000")
 RISK_REJECTION_RATE_HIGH_PER_MIN = _decimal("RISK_REJECTION_RATE_HIGH_PER_MIN", "60")
 
+# The Binance-compatible API (/api/v3, binance_api/weights.py): request weight per minute (per API key, else per
+# address) and orders per 10 seconds and per day (per key), as Binance's defaults.
+BINANCE_WEIGHT_LIMIT_1M = env.int("BINANCE_WEIGHT_LIMIT_1M", default=6000)
+BINANCE_ORDER_LIMIT_10S = env.int("BINANCE_ORDER_LIMIT_10S", default=100)
+BINANCE_ORDER_LIMIT_1D = env.int("BINANCE_ORDER_LIMIT_1D", default=200000)
+
 # API keys kept in each process's memory, invalidated by PostgreSQL's notifications (accounts/key_cache.py).
 API_KEY_CACHE = env.bool("API_KEY_CACHE", default=True)
 # "auto": the order path's PostgreSQL functions on PostgreSQL (orders/pg_store.py); "orm" forces the ORM store.
@@ -166,6 +172,8 @@ KEY_ORDER_LIMIT_1D = env.int("KEY_ORDER_LIMIT_1D", default=200000)
 
 # --- Django core ------------------------------------------------------------------------------------
 SECRET_KEY = env.str("SECRET_KEY", default="")
+# Encrypts API keys' signing secrets at rest (accounts/signing.py). Unset: derived from SECRET_KEY (development).
+SIGNING_SECRET_KEY = env.str("SIGNING_SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
 
@@ -196,6 +204,7 @@ INSTALLED_APPS = [
     "corsheaders",
     "simulation",
     "chaos",
+    "binance_api",
 ]
 
 MIDDLEWARE = [

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.models import Account, ApiKey, Balance
+from accounts.signing import signing_secret_decrypt
 from ledger.models import EntryKind, JournalEntry, LedgerAccount, Posting
 from tests.factories import UserFactory, make_account
 
@@ -392,6 +393,12 @@ def test_creating_an_api_key_in_the_admin_shows_it_once_and_stores_only_the_hash
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {plain}")
     assert client.get("/api/v1/accounts").status_code == 200
+
+    # Its signing secret (Binance-compatible API) is shown once too, stored only encrypted, never on its page.
+    (secret_message,) = [str(m) for m in response.context["messages"] if "signing secret" in str(m)]
+    secret = re.search(r"is: (\S+)\. It cannot", secret_message).group(1)
+    assert signing_secret_decrypt(key.signing_secret_encrypted) == secret
+    assert secret not in key.signing_secret_encrypted and secret.encode() not in page.content
 
 
 def test_api_key_changelist_never_shows_hashes(admin_client, alice):

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.models import Account, ApiKey, Balance
+from accounts.signing import signing_secret_decrypt
 from exchange import errors
 from ledger.models import JournalEntry, Posting
 from tests.factories import UserFactory
@@ -66,12 +67,15 @@ def test_create_api_key_prints_the_key_once_and_it_authenticates():
     call_command("create_api_key", user="carol", scopes="read,trade", create_user=True, stdout=out, stderr=err)
 
     lines = out.getvalue().splitlines()
-    assert len(lines) == 1, "stdout carries the key and nothing else, so scripts can capture it"
-    plain = lines[0]
+    assert len(lines) == 2, "stdout carries the key and its signing secret and nothing else, for scripts"
+    plain, secret = lines
     key = ApiKey.objects.get(user__username="carol")
     assert plain.startswith(key.prefix + ".")
     assert key.scopes == ["read", "trade"]
-    assert plain not in err.getvalue()
+    assert plain not in err.getvalue() and secret not in err.getvalue()
+    # The signing secret is stored encrypted, never in the clear, and decrypts to what was shown.
+    assert len(secret) == 64 and secret not in key.signing_secret_encrypted
+    assert signing_secret_decrypt(key.signing_secret_encrypted) == secret
     assert "shown once" in err.getvalue()
 
     response = _client(HTTP_AUTHORIZATION=f"Api-Key {plain}").get("/api/v1/accounts")
@@ -258,3 +262,63 @@ def test_scopes_grant_what_they_name():
     # Operators act on the books, not on behalf of customers: no trade scope. They read what monitors read.
     assert operator.granted() == {"read", "monitor", "operator"}
     assert monitor.granted() == {"read", "monitor"}
+
+
+def test_create_api_key_binds_the_key_to_one_of_the_users_accounts(alice):
+    account = services.account_create(owner=alice, label="bot")
+    out = StringIO()
+    call_command(
+        "create_api_key", user="alice", scopes="trade", account=str(account.account_id), stdout=out, stderr=StringIO()
+    )
+    key = ApiKey.objects.get(user=alice)
+    assert key.account == account
+    assert len(out.getvalue().splitlines()) == 2
+
+
+def test_create_api_key_refuses_another_users_account(alice):
+    from django.contrib.auth.models import User
+
+    bob = User.objects.create_user(username="bob")
+    account = services.account_create(owner=bob)
+    with pytest.raises(CommandError):
+        call_command(
+            "create_api_key",
+            user="alice",
+            scopes="trade",
+            account=str(account.account_id),
+            stdout=StringIO(),
+            stderr=StringIO(),
+        )
+    assert not ApiKey.objects.filter(user=alice).exists()
+
+
+# --- POST /api/v1/api-keys ---------------------------------------------------------------------------------------
+def test_an_operator_issues_a_key_and_its_signing_secret_over_the_api(operator_client, alice):
+    account = services.account_create(owner=alice, label="bot")
+    response = operator_client.post(
+        "/api/v1/api-keys",
+        {"user": "alice", "scopes": ["read", "trade"], "name": "bot", "account_id": str(account.account_id)},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    key = ApiKey.objects.get(prefix=body["prefix"])
+    assert (key.user, key.account, key.scopes) == (alice, account, ["read", "trade"])
+    assert body["account_id"] == str(account.account_id) and body["user"] == "alice"
+    assert key.is_valid(body["key"]) and signing_secret_decrypt(key.signing_secret_encrypted) == body["signing_secret"]
+    assert _client(HTTP_AUTHORIZATION=f"Api-Key {body['key']}").get("/api/v1/accounts").status_code == 200
+
+
+def test_issuing_keys_is_for_operators_and_for_the_users_own_accounts(operator_client, alice_client, alice, bob):
+    bobs = services.account_create(owner=bob, label="b")
+    refused = alice_client.post("/api/v1/api-keys", {"user": "alice", "scopes": ["trade"]}, format="json")
+    assert refused.status_code == 403
+    wrong_account = operator_client.post(
+        "/api/v1/api-keys", {"user": "alice", "scopes": ["trade"], "account_id": str(bobs.account_id)}, format="json"
+    )
+    assert wrong_account.status_code == 404
+    unknown = operator_client.post("/api/v1/api-keys", {"user": "nobody", "scopes": ["read"]}, format="json")
+    assert unknown.status_code == 404
+    without_account = operator_client.post("/api/v1/api-keys", {"user": "alice", "scopes": ["read"]}, format="json")
+    assert without_account.status_code == 201 and without_account.json()["account_id"] is None
+    assert ApiKey.objects.filter(user=alice, name="alice-key").count() == 1

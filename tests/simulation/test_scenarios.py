@@ -248,3 +248,21 @@ def test_only_operators_reset_accounts(alice_client, alice):
     account = make_account(owner=alice, label="t", funds={"USD": "100"})
     response = alice_client.post(f"/api/v1/accounts/{account.account_id}/reset", {"balances": {}}, format="json")
     assert response.status_code == 403
+
+
+def test_a_scenario_sent_as_json_with_numbers_loads_like_its_yaml(operator_client, house):
+    scenario = {
+        "name": "json",
+        "seed": 5,
+        "markets": {"BTC/USD": {"initial_price": 64000.5, "tick": 0.25, "model": {"kind": "gbm", "volatility": 0.4}}},
+        "schedule": [{"at": 2.5, "market": "BTC-USD", "action": "shock", "percent": -1.5}],
+    }
+    response = operator_client.post("/api/v1/scenarios", {"scenario": scenario}, format="json")
+    assert response.status_code == 201, response.content
+    sim = MarketSimulation.objects.get(market__symbol="BTC-USD")
+    assert (sim.interval_ms, sim.params, sim.shocks, sim.anchor_price) == (
+        250,
+        {"volatility": "0.4"},
+        [{"at": "2.5", "percent": "-1.5"}],
+        D("64000.50"),
+    )

@@ -1,0 +1,207 @@
+"""Binance's request authentication: the ``X-MBX-APIKEY`` header and, on signed endpoints, an HMAC-SHA256
+``signature`` of the request's exact parameters with a ``timestamp`` inside ``recvWindow``.
+
+* The API key is one of ours (``<prefix>.<secret>``, the key ``/api/v1`` takes too), checked against its hash through
+  the same per-process key cache; failed attempts count against the client's address like ``/api/v1``'s.
+* The signature is HMAC-SHA256, in hex, keyed by the key's signing secret (accounts/signing.py, decrypted in memory
+  only) over ``totalParams``: the query string followed by the request body, exactly as sent, without the
+  ``signature`` parameter itself (it may be in either). Nothing is re-encoded, so any client's encoding verifies.
+* ``timestamp`` (milliseconds) is accepted when ``serverTime - timestamp <= recvWindow`` and it is less than 1000 ms
+  ahead of the server's clock; ``recvWindow`` defaults to 5000 and may not exceed 60000.
+* A key trades one account: the one chosen when the key was made, else the user's default account (the oldest one
+  not closed). Reads see only that account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import parse_qsl
+
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts.authentication import LAST_USED_RESOLUTION, _load, failure_limiter
+from accounts.key_cache import key_cache
+from accounts.models import Account, AccountStatus, ApiKey
+from accounts.signing import signing_secret_decrypt
+from binance_api import errors
+from exchange.ratelimit import client_address
+
+DEFAULT_RECV_WINDOW = 5000
+MAX_RECV_WINDOW = 60000
+AHEAD_TOLERANCE_MS = 1000
+_KEY = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Params:
+    """The request's parameters, from the query string and a form body together (Binance reads both)."""
+
+    def __init__(self, request: HttpRequest) -> None:
+        self.query = request.META.get("QUERY_STRING", "")
+        content_type = request.META.get("CONTENT_TYPE", "")
+        body = request.body.decode("utf-8", errors="replace") if request.body else ""
+        self.body = body if (not content_type or "form-urlencoded" in content_type) else ""
+        self.values: dict[str, str] = {}
+        for source in (self.query, self.body):
+            for name, value in parse_qsl(source, keep_blank_values=True):
+                if name in self.values:
+                    raise errors.duplicate_param(name)
+                self.values[name] = value
+
+    def get(self, name: str) -> str | None:
+        value = self.values.get(name)
+        return None if value is None or value == "" else value
+
+    def required(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise errors.mandatory(name)
+        return value
+
+    def integer(self, name: str, *, default: int | None = None, minimum: int | None = None) -> int | None:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        if not re.fullmatch(r"-?[0-9]{1,19}", raw):
+            raise errors.illegal_chars(name, "^[0-9]{1,20}$")
+        value = int(raw)
+        if minimum is not None and value < minimum:
+            raise errors.mandatory(name)
+        return value
+
+    def decimal(self, name: str) -> Decimal | None:
+        raw = self.get(name)
+        if raw is None:
+            return None
+        if not re.fullmatch(r"[0-9]{1,20}(\.[0-9]{1,20})?", raw):
+            raise errors.illegal_chars(name, "^([0-9]{1,20})(\\.[0-9]{1,20})?$")
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
+            raise errors.illegal_chars(name, "^([0-9]{1,20})(\\.[0-9]{1,20})?$") from None
+        if value <= 0:
+            raise errors.invalid("price" if name == "price" else "quantity")
+        return value
+
+
+@dataclass
+class Caller:
+    key: ApiKey
+    user: Any
+    account: Account
+
+
+def _without_signature(raw: str) -> tuple[str, str | None]:
+    """(the text without its signature parameter, the signature), both exactly as sent."""
+    parts = raw.split("&") if raw else []
+    signature = None
+    kept = []
+    for part in parts:
+        if part.startswith("signature="):
+            signature = part[len("signature=") :]
+        else:
+            kept.append(part)
+    return "&".join(kept), signature
+
+
+def api_key(request: HttpRequest) -> tuple[ApiKey, Any]:
+    """The caller's key and user from ``X-MBX-APIKEY`` (brute force counted per address as for /api/v1)."""
+    raw = request.META.get("HTTP_X_MBX_APIKEY", "").strip()
+    if not raw or not _KEY.match(raw):
+        raise errors.bad_api_key_format()
+    limiter, address = failure_limiter(), client_address(request)
+    prefix, dot, _secret = raw.partition(".")
+    known = bool(dot and prefix) and key_cache.holds(prefix)
+    found = key_cache.get(prefix, lambda: _load(prefix)) if dot and prefix else None
+    key, user = found if found is not None else (None, None)
+    if key is None or key.revoked or not key.is_valid(raw) or key.has_expired or not user.is_active:
+        failed = limiter.hit(address)
+        if not failed.allowed:
+            raise errors.BinanceError(
+                -1003,
+                "Too many failed authentication attempts; retry later.",
+                status=429,
+                retry_after=failed.retry_after,
+            )
+        raise errors.rejected_api_key()
+    if not known:
+        blocked = limiter.peek(address)
+        if not blocked.allowed:
+            raise errors.BinanceError(
+                -1003,
+                "Too many failed authentication attempts; retry later.",
+                status=429,
+                retry_after=blocked.retry_after,
+            )
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+        key_cache.touch(prefix, now)
+    return key, user
+
+
+def verify_signature(*, key: ApiKey, params: Params) -> None:
+    """Check ``timestamp``/``recvWindow`` and the HMAC; raises BinanceError."""
+    recv_window = params.integer("recvWindow", default=DEFAULT_RECV_WINDOW)
+    if recv_window is None or recv_window <= 0 or recv_window > MAX_RECV_WINDOW:
+        raise errors.bad_recv_window()
+    timestamp = params.integer("timestamp")
+    if timestamp is None:
+        raise errors.mandatory("timestamp")
+    query, in_query = _without_signature(params.query)
+    body, in_body = _without_signature(params.body)
+    signature = in_query or in_body
+    if not signature:
+        raise errors.mandatory("signature")
+    server = now_ms()
+    if timestamp >= server + AHEAD_TOLERANCE_MS:
+        raise errors.timestamp_ahead()
+    if server - timestamp > recv_window:
+        raise errors.timestamp_outside_window()
+    secret = signing_secret_decrypt(key.signing_secret_encrypted)
+    if secret is None:
+        raise errors.rejected_api_key()
+    expected = hmac.new(secret.encode(), (query + body).encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature.lower()):
+        raise errors.bad_signature()
+
+
+# The account behind a key, by the key's account row id: (account row id, public id, owner id, label).
+_ACCOUNTS: dict[int, tuple[int, Any, int, str]] = {}
+
+
+def key_account(*, key: ApiKey, user: Any) -> Account:
+    """The account the key trades: its own, else the user's default (oldest not closed). An Account carrying its
+    identity only (its status is checked again under a lock by every money movement)."""
+    if key.account_id is not None:
+        identity = _ACCOUNTS.get(key.account_id)
+        if identity is None:
+            row = Account.objects.filter(pk=key.account_id).values_list("id", "account_id", "owner_id", "label").first()
+            if row is None:
+                raise errors.unauthorized()
+            identity = _ACCOUNTS[key.account_id] = row
+    else:
+        identity = (
+            Account.objects.filter(owner=user)
+            .exclude(status=AccountStatus.CLOSED)
+            .order_by("id")
+            .values_list("id", "account_id", "owner_id", "label")
+            .first()
+        )
+        if identity is None:
+            raise errors.unauthorized()
+    pk, account_id, owner_id, label = identity
+    if owner_id != user.pk:
+        raise errors.unauthorized()
+    return Account(id=pk, account_id=account_id, owner_id=owner_id, label=label)
