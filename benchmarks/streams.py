@@ -318,10 +318,14 @@ def main() -> int:
     parser.add_argument("--max-requests", type=int, default=1_000_000)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--mix", default=",".join(f"{k}={v}" for k, v in MIX), help="streams per account")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the service's logs (hub stats in them)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "streams.json")
     args = parser.parse_args()
     args.sql_clients, args.keep_db = 1, False
     bench = Bench(args)
+    # What is measured is the order path with and without streams: no per-key order limit (production's 100 orders
+    # per key and 10 s would cap the clients), and no price engine moving the markets under the workload.
+    bench.env |= {"KEY_LIMITS_ENABLED": "false", "PRICE_ENGINE_ENABLED": "false"}
     failed = True
     try:
         bench.create_database()
@@ -338,7 +342,9 @@ def main() -> int:
         traceback.print_exc()
         return 1
     finally:
-        bench.cleanup(keep_logs=failed)
+        if args.keep_logs:
+            bench.log(f"logs kept in {bench.workdir}")
+        bench.cleanup(keep_logs=failed or args.keep_logs)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(bench.results, indent=2, default=str) + "\n")
     print(json.dumps(bench.results.get("streams"), indent=2))

@@ -236,6 +236,8 @@ class Hub:
         self.books = rendering.BookState()
         self._listen_conn: Any = None
         self._last_prune = 0.0
+        self._stats = {"batches": 0, "rows": 0, "events": 0, "fetch_s": 0.0, "render_s": 0.0, "offer_s": 0.0}
+        self._stats_at = time.monotonic()
         self.forwarder: Any = None  # the audit hand-off (streams/audit.py), when configured
 
     # lifecycle
@@ -343,13 +345,17 @@ class Hub:
                 _call(sub, sub.offer, [Gap(start, top)])
             return
         while True:
+            t0 = time.perf_counter()
             if self.sources:
                 where = f"topic IN ({', '.join(['%s'] * len(self.sources))})"
                 raws = rendering.fetch(after=self.delivered, limit=2000, where=where, params=self.sources)
             else:
                 raws = rendering.fetch(after=self.delivered, limit=2000)
+            t1 = time.perf_counter()
+            self._stats["fetch_s"] += t1 - t0
             if not raws:
                 return
+            events: list[Published] = []
             with self._lock:
                 subs = list(self._subs)
                 start = self.delivered
@@ -361,14 +367,20 @@ class Hub:
                     return any(s.filter.wants(topic, account_pk, market_pk) for s in subs)
 
                 events = rendering.render(raws, wanted=wanted, books=self.books)
+                t2 = time.perf_counter()
+                self._stats["render_s"] += t2 - t1
                 for sub in subs:
                     mine = [
                         e for e in events if e.seq > sub.cursor and sub.filter.wants(e.topic, e.account_pk, e.market_pk)
                     ]
                     if mine:
                         _call(sub, sub.offer, mine)
+                self._stats["offer_s"] += time.perf_counter() - t2
             if self.forwarder is not None:
                 self.forwarder.offer(raws)
+            self._stats["batches"] += 1
+            self._stats["rows"] += len(raws)
+            self._stats["events"] += len(events)
             with self._lock:
                 self.delivered = raws[-1].seq
                 late = [s for s in self._subs if s not in subs and s.cursor == start]
@@ -379,6 +391,18 @@ class Hub:
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
+        if now - self._stats_at >= 10 and self._stats["batches"]:
+            # Where the lane's time went (it renders each event once for every subscriber of the process).
+            logger.info(
+                "stream_hub_stats",
+                lane=self.name,
+                seconds=round(now - self._stats_at, 1),
+                subscribers=len(self._subs),
+                **{k: round(v, 3) if isinstance(v, float) else v for k, v in self._stats.items()},
+            )
+            self._stats = dict.fromkeys(self._stats, 0)
+            self._stats["fetch_s"] = self._stats["render_s"] = self._stats["offer_s"] = 0.0
+            self._stats_at = now
         if now - self._last_prune > 60:
             self._last_prune = now
             prune(older_than_seconds=settings.STREAM_RETENTION)
@@ -434,7 +458,9 @@ def replay(flt: Filter, *, after: tuple[int, int], until: int) -> list[Published
             raws = rendering.fetch(after=cursor, until=until, limit=2000, where=where, params=params)
             if not raws:
                 return out
-            out += [e for e in rendering.render(raws, wanted=flt.wants) if e.position > after]
+            # A fresh book state: a market stream that resumes gets the whole book (``snapshot``) at its last change.
+            books = rendering.BookState()
+            out += [e for e in rendering.render(raws, wanted=flt.wants, books=books) if e.position > after]
             cursor = raws[-1].seq
     finally:
         connection.close()

@@ -272,6 +272,28 @@ def position_json(account_pk: int, asset: str) -> dict[str, Any]:
     return dict(PositionOut(position).data)
 
 
+def positions_json(keys: set[tuple[int, str]]) -> dict[tuple[int, str], dict[str, Any]]:
+    """The positions of several (account pk, asset) at once: one ``positions_for`` (a fixed number of queries
+    however many accounts) instead of one per position."""
+    from markets.selectors import usd_prices
+    from risk.position_apis import PositionOut
+    from risk.positions import Position, positions_for
+
+    accounts = [account_of(pk) for pk in sorted({pk for pk, _asset in keys})]
+    by_uuid = {a.account_id: a.pk for a in accounts}
+    found = {(by_uuid[p.account_id], p.asset): p for p in positions_for(accounts=accounts) if p.account_id in by_uuid}
+    prices = None
+    out = {}
+    for pk, asset in keys:
+        position = found.get((pk, asset))
+        if position is None:  # holds nothing and never realized anything: a flat position of zero
+            if prices is None:
+                prices = usd_prices() or {}
+            position = Position(account_id=account_of(pk).account_id, asset=asset, current_price=prices.get(asset))
+        out[(pk, asset)] = dict(PositionOut(position).data)
+    return out
+
+
 def _balances(raws: list[Raw], wanted: Wanted) -> list[Published]:
     from accounts.models import Balance
     from risk.positions import position_assets
@@ -279,8 +301,14 @@ def _balances(raws: list[Raw], wanted: Wanted) -> list[Published]:
     out = []
     tracked = set(position_assets())
     rows = list(zip(raws, _rows(Balance, raws), strict=True))
-    # A position is a derived view: computed once per (account, asset) for the batch, at its last change.
-    last_change = {(b.account_id, b.asset_id): raw.seq for raw, b in rows if b is not None and b.asset_id in tracked}
+    # A position is a derived view: computed once per (account, asset) for the batch, at its last change, and the
+    # positions of the whole batch together.
+    last_change = {
+        (b.account_id, b.asset_id): raw.seq
+        for raw, b in rows
+        if b is not None and b.asset_id in tracked and wanted(POSITION, raw.account_pk, None)
+    }
+    positions = positions_json(set(last_change)) if last_change else {}
     for raw, balance in rows:
         if balance is None:
             continue
@@ -289,9 +317,10 @@ def _balances(raws: list[Raw], wanted: Wanted) -> list[Published]:
                 Published(raw.seq, 0, BALANCE, "balance", raw.account_pk, None, balance_json(balance), raw.created_at)
             )
         key = (balance.account_id, balance.asset_id)
-        if last_change.get(key) == raw.seq and wanted(POSITION, raw.account_pk, None):
-            payload = position_json(balance.account_id, balance.asset_id)
-            out.append(Published(raw.seq, 0, POSITION, "position", raw.account_pk, None, payload, raw.created_at))
+        if last_change.get(key) == raw.seq:
+            out.append(
+                Published(raw.seq, 0, POSITION, "position", raw.account_pk, None, positions[key], raw.created_at)
+            )
     return out
 
 
@@ -329,7 +358,8 @@ class BookState:
             self.bodies[market_pk] = body
         before = {side: dict(old[side]) if old else {} for side in ("bids", "asks")}
         after = {side: dict(body[side]) for side in ("bids", "asks")}
-        changed: dict[str, Any] = {"symbol": body["symbol"], "sequence": body["sequence"], "snapshot": False}
+        # Without an earlier book (a resumed stream's replay): every level, marked as the whole book.
+        changed: dict[str, Any] = {"symbol": body["symbol"], "sequence": body["sequence"], "snapshot": old is None}
         for side in ("bids", "asks"):
             levels = [[p, q] for p, q in after[side].items() if before[side].get(p) != q]
             levels += [[p, "0"] for p in before[side] if p not in after[side]]

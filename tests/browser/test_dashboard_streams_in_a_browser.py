@@ -82,7 +82,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, page_server: tuple[str, Pa
             env={"CONFIG_SERVICE_URL": "", "RISK_MONITOR_INTERVAL": "0", "CORS_ALLOWED_ORIGINS": origin},
         )
         try:
-            process.start()
+            process.start(timeout=180)  # a fresh database is migrated first; slow on a busy machine
             yield process
         finally:
             process.stop()

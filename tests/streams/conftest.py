@@ -8,13 +8,15 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from tests.e2e.conftest import pg_service_database_url, service, service_options  # noqa: F401 - fixtures
+from tests.e2e.conftest import pg_service_database_url  # noqa: F401 - fixture
+from tests.support.processes import ServiceProcess
 
 SEED = {
     "house": {"BTC": "50", "ETH": "1000", "USD": "5000000", "USDT": "5000000"},
@@ -35,8 +37,26 @@ SEED = {
 
 
 @pytest.fixture
-def service_options() -> dict[str, Any]:  # noqa: F811 - this folder's service: heartbeats every second
-    return {"workers": 2, "env": {"STREAM_HEARTBEAT": "1s", "CORS_ALLOWED_ORIGINS": "http://dashboard.test:3002"}}
+def service(pg_service_database_url: str, tmp_path: Path) -> Iterator[ServiceProcess]:  # noqa: F811
+    """The service (two workers, heartbeats every second) on a fresh PostgreSQL database, no demo data. Start-up
+    may take a minute and more on a busy machine (migrating a fresh database, booting the workers)."""
+    process = ServiceProcess(
+        database_url=pg_service_database_url,
+        log_dir=tmp_path,
+        workers=2,
+        env={
+            "CONFIG_SERVICE_URL": "",
+            "SERVICE_HOST": "127.0.0.1",
+            "STREAM_HEARTBEAT": "1s",
+            "CORS_ALLOWED_ORIGINS": "http://dashboard.test:3002",
+        },
+        extra_args=["--no-seed"],
+    )
+    try:
+        process.start(timeout=180)
+        yield process
+    finally:
+        process.stop()
 
 
 class Reader:

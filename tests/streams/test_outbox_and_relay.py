@@ -133,3 +133,11 @@ def test_stream_events_render_what_the_rest_resources_render(postgres, alice, bo
             assert (
                 final[balance.asset_id]["available"] == f"{balance.available:.{2 if balance.asset_id == 'USD' else 8}f}"
             )
+    from risk.position_apis import PositionOut
+    from risk.positions import positions_for
+    from streams.rendering import POSITION
+
+    positions = {e.payload["position_id"]: e.payload for e in events if e.topic == POSITION}
+    now = {p.position_id: dict(PositionOut(p).data) for p in positions_for(accounts=[seller, buyer])}
+    assert positions and positions == {k: v for k, v in now.items() if k in positions}
+    assert f"{buyer.account_id}:BTC" in positions and f"{seller.account_id}:BTC" in positions

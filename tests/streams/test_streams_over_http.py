@@ -277,7 +277,9 @@ def test_a_rolled_back_order_produces_no_event(setup, reader, service: ServicePr
 
 def test_sigterm_ends_every_stream_with_a_final_event_within_the_shutdown_budget(setup, service: ServiceProcess):
     headers = auth(setup["keys"]["alice"])
+    token = setup["api"]["alice"].post("/stream/token").json()["token"]
     streams = [Reader(f"{setup['stream']}/{name}", headers=headers).__enter__() for name in ("orders", "balances")]
+    streams.append(Reader(f"{setup['stream']}/positions", params={"token": token}).__enter__())  # as a browser
     try:
         time.sleep(0.5)
         started = time.monotonic()
@@ -289,6 +291,34 @@ def test_sigterm_ends_every_stream_with_a_final_event_within_the_shutdown_budget
         service.proc.wait(30)
         assert time.monotonic() - started < 20  # gunicorn's graceful timeout: the streams did not hold it up
         assert service.proc.returncode == 0
+        assert streams[2].named("positions")  # the token opened the stream ...
+        assert token not in service.output()  # ... and is in no log line
     finally:
         for stream in streams:
             stream.close()
+
+
+def test_a_markets_stream_shows_the_book_then_its_changes_trades_and_ticker(setup, reader):
+    alice, account = setup["api"]["alice"], setup["accounts"]["alice"]
+    market = reader(f"{setup['stream']}/markets/BTC-USD", headers=auth(setup["keys"]["bob"]))  # any read key
+    market.wait_for(lambda r: r.named("book"))
+    [(_first_id, book)] = market.named("book")
+    assert book["snapshot"] is True and book["symbol"] == "BTC-USD" and book["bids"] and book["asks"]
+    assert book == {**alice.get("/markets/BTC-USD/book").json(), "timestamp": book["timestamp"], "snapshot": True}
+    price = far_price(alice, "buy")
+    resting = limit_order(alice, account, side="buy", price=price, quantity="0.02")  # a new level of the book
+    market.wait_for(lambda r: any([price, resting["quantity"]] in b["bids"] for _i, b in r.named("book")[1:]))
+    [(_id, change)] = [(i, b) for i, b in market.named("book")[1:] if [price, resting["quantity"]] in b["bids"]]
+    assert change["snapshot"] is False and change["sequence"] > book["sequence"]
+    placed = alice.post(
+        "/orders",
+        json={"account_id": account, "symbol": "BTC-USD", "side": "buy", "order_type": "market", "quantity": "0.6"},
+    ).json()
+    market.wait_for(lambda r: r.named("trade") and r.named("ticker"))
+    trades = [body for _i, body in market.named("trade")]
+    assert {t["symbol"] for t in trades} == {"BTC-USD"} and len(trades) == len(placed["fills"])
+    ticker_id, ticker = market.named("ticker")[-1]
+    assert ticker_id.endswith(".1") and ticker["last"] == trades[-1]["price"]
+    assert strictly_increasing(ids_of(market.events))
+    other = httpx.get(f"{setup['stream']}/markets/NOPE-USD", headers=auth(setup["keys"]["bob"]), timeout=10)
+    assert other.status_code == 400 and other.json()["error"]["code"] == "unknown_symbol"
