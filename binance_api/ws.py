@@ -323,7 +323,7 @@ async def market_messages(event: Any, stream: MarketStream) -> list[dict[str, An
             {"e": "depthUpdate", "E": now_ms(), "s": stream.symbol, "U": first, "u": u, "b": p["bids"], "a": p["asks"]}
         ]
     if stream.kind == "bookTicker" and event.topic == rendering.BOOK:
-        book = hub().books.current(stream.market_pk)
+        book = await _db(hub().books.current, stream.market_pk)  # computed (a database read) if not held
         bid = book["bids"][0] if book["bids"] else ["0", "0"]
         ask = book["asks"][0] if book["asks"] else ["0", "0"]
         return [{"u": book["sequence"], "s": stream.symbol, "b": bid[0], "B": bid[1], "a": ask[0], "A": ask[1]}]

@@ -306,6 +306,7 @@ def _until(socket_: Any, wanted: Any, seconds: float = 15) -> list[dict[str, Any
 def test_the_user_data_stream_by_listen_key_and_market_streams(venue, alice, bob):
     listen_key = bob.stream_get_listen_key()
     assert len(listen_key) == 60
+    venue.setdefault("listen_keys", []).append(listen_key)
     bid = D(bob.get_orderbook_ticker(symbol="BTCUSD")["bidPrice"])
     with _ws(venue, f"/ws/{listen_key}") as user, _ws(venue, "/stream?streams=btcusd@trade/btcusd@kline_1m") as tape:
         with _ws(venue, "/ws") as book:
@@ -434,3 +435,5 @@ def test_afterwards_the_books_reconcile_and_no_secret_was_logged(venue, alice, b
     for creds in venue["creds"].values():
         assert creds["secret"] not in log
         assert creds["key"] not in log
+    for listen_key in venue.get("listen_keys", []):
+        assert listen_key not in log, "a listen key (in the user stream's URL) is a credential too"
