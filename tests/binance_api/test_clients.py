@@ -42,6 +42,7 @@ SEED = {
             "accounts": [{"label": "pb", "deposits": {"BTC": "2", "USD": "50000"}}],
         },
         {"username": "spender", "scopes": ["read"], "accounts": [{"label": "s", "deposits": {}}]},
+        {"username": "ops", "scopes": ["operator"]},
     ],
 }
 WEIGHT_LIMIT = 1000
@@ -83,6 +84,8 @@ def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             native = seed_keys(process, SEED, tmp)
             creds = {}
             for username, key in native.items():
+                if username == "ops":
+                    continue
                 accounts = httpx.get(
                     f"{process.base_url}/api/v1/accounts", headers={"Authorization": f"Api-Key {key}"}
                 ).json()["accounts"]
@@ -93,7 +96,7 @@ def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 ).stdout.splitlines()
                 assert len(out) == 2
                 creds[username] = {"key": out[0], "secret": out[1], "account_id": account_id}
-            yield {"process": process, "creds": creds, "base": process.base_url}
+            yield {"process": process, "creds": creds, "base": process.base_url, "operator": native["ops"]}
         finally:
             process.stop()
 
@@ -332,6 +335,15 @@ def test_the_user_data_stream_by_listen_key_and_market_streams(venue, alice, bob
             bob.cancel_order(symbol="BTCUSD", orderId=resting["orderId"])
             cancelled = _until(user, lambda m: m.get("e") == "executionReport" and m["x"] == "CANCELED")[-1]
             assert cancelled["i"] == resting["orderId"]
+
+            deposit = httpx.post(
+                f"{venue['base']}/api/v1/accounts/{venue['creds']['bob']['account_id']}/deposits",
+                json={"asset": "USD", "amount": "12.34", "reason": "top-up"},
+                headers={"Authorization": f"Api-Key {venue['operator']}"},
+            )
+            assert deposit.status_code == 201, deposit.text
+            update = _until(user, lambda m: m.get("e") == "balanceUpdate")[-1]
+            assert (update["a"], update["d"]) == ("USD", "12.34")
 
             bought = alice.create_order("BTC/USD", "market", "buy", 0.002)
             tape_got: list[dict[str, Any]] = []
