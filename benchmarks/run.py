@@ -13,7 +13,10 @@ What one run does, on this machine only (every connection goes to 127.0.0.1):
    * ``limit``: makers rest GTC limit orders inside the house's spread, takers cross them with IOC limit and
      market orders, a third of the resting orders are cancelled; what is left is cancelled after the phase;
    * ``drf_trivial``: the clients POST market-order bodies to an authenticated DRF view that does nothing;
+   * ``prices_off_*``/``prices_on_*``: the market orders again with the price engine off and on (benchmarks/prices.py);
    * ``profile`` (with ``--profile``): a workload again while py-spy samples every gunicorn worker;
+   * ``streams_off`` / ``streams_on`` (with ``--streams N``): the service workload without and with N open
+     server-sent event streams, every subscriber's events checked against the outbox (benchmarks/streams.py);
    * ``sql``: the market-order fill as plain SQL in one transaction on N connections (the database's ceiling),
      and ``sql_hot``: the same with every fill on house shard 0 (one hot row per asset);
 4. stops the service, runs ``manage.py reconcile`` on the database, prints a table, the ratios and the goals, and
@@ -51,6 +54,8 @@ import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
 from benchmarks.load import PhaseStats, Workload, build_request, run_phase  # noqa: E402
+from benchmarks.prices import add_arguments as add_price_arguments  # noqa: E402
+from benchmarks.prices import price_phases  # noqa: E402
 from benchmarks.sql_baseline import run_sql_phase  # noqa: E402
 from benchmarks.workload import SYMBOLS, Intent, LimitWorkload, MarketWorkload, Touch  # noqa: E402
 
@@ -289,6 +294,8 @@ class Bench:
             "SERVICE_INSTANCE_NAME": f"bench-{self.http_port}",
             "LOG_FORMAT": "json",
             "PYTHONUNBUFFERED": "1",  # as in the Docker image
+            # Prices move only in the price phases (benchmarks/prices.py), which run the engine themselves.
+            "PRICE_ENGINE_ENABLED": "false",
         }
         if self.args.threads:
             env["WEB_THREADS"] = str(self.args.threads)
@@ -627,8 +634,14 @@ class Bench:
         self.http_phase("service", clients, self.market_workload(clients, "s"), args.seconds)
         self.limit_phase(clients)
         self.http_phase("drf_trivial", clients, self.market_workload(clients, "t"), args.seconds, path="/bench/echo")
+        if args.price_seconds > 0:
+            price_phases(self, clients)
         if args.profile:
             self.profile_phase(clients)
+        if args.streams:
+            from benchmarks.streams import run_phases
+
+            run_phases(self, clients, subscribers=args.streams, seconds=args.seconds)
         assert self.service is not None
         code = self.started.stop(self.service, 35)
         self.results["service_exit_code"] = code
@@ -813,6 +826,7 @@ def main() -> int:
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     parser.add_argument("--profile-workload", choices=("service", "limit"), default="service")
     parser.add_argument("--seed", type=int, default=1, help="seed of every workload's random choices (1)")
+    parser.add_argument("--streams", type=int, default=0, help="add the streams phases with this many subscribers")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: the service's WEB_CONCURRENCY)")
     parser.add_argument("--threads", type=int, help="Django threads per worker (default: the service's WEB_THREADS)")
     parser.add_argument(
@@ -823,6 +837,7 @@ def main() -> int:
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
     parser.add_argument("--keep-logs", action="store_true", help="keep the service's logs (kept anyway on failure)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results file")
+    add_price_arguments(parser)
     args = parser.parse_args()
     if "127.0.0.1" not in args.postgres and "localhost" not in args.postgres:
         parser.error("--postgres must point at this machine")

@@ -22,6 +22,7 @@ from typing import Any
 from a2wsgi import WSGIMiddleware
 from django.conf import settings
 
+from chaos.asgi import wrap as chaos_wrap
 from exchange.wsgi import application as django_wsgi
 
 Scope = MutableMapping[str, Any]
@@ -65,7 +66,11 @@ async def django_app(scope: Scope, receive: Receive, send: Send) -> None:
         replayed = True
         return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
-    await _django(scope, replay, send)
+    await _with_chaos(scope, replay, send, b"".join(chunks))
+
+
+# Chaos (chaos/asgi.py): injected latency before Django handles the request, and lost answers.
+_with_chaos = chaos_wrap(_django)
 
 
 def _declared_length(scope: Scope) -> int:

@@ -157,6 +157,24 @@ class ServiceUnavailable(ExchangeError):
     default_message = "The service is temporarily unavailable."
 
 
+class ExecutionStatusUnknown(ExchangeError):
+    """The request was sent to the matching engine but its answer was lost (a timeout between the gateway and the
+    engine): the order may have executed. Look it up by its client_order_id (or retry with the same one) before
+    sending it again. Binance answers its 5xx the same way: "execution status unknown"."""
+
+    status_code = 504
+    code = "execution_status_unknown"
+    default_message = "The order's outcome is unknown; look it up by client_order_id before retrying."
+
+
+class Maintenance(ServiceUnavailable):
+    """The exchange is down for maintenance (an operator's simulated downtime): every trading call answers 503 with
+    Retry-After until it ends."""
+
+    code = "exchange_maintenance"
+    default_message = "The exchange is down for maintenance."
+
+
 # --- Domain errors: accounts and ledger -------------------------------------------------------------------
 class InsufficientBalance(BusinessRuleViolation):
     """The available balance does not cover the amount (plus fees)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,9 +28,15 @@ class CheckResult:
     enabled: bool = True
 
 
+# Informative sections of readiness that apps add (name -> a function returning a JSON-able dict), such as which
+# instance's price engine moves prices (simulation/apps.py). They never make the service not ready.
+SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {}
+
+
 @dataclass
 class Readiness:
     checks: list[CheckResult] = field(default_factory=list)
+    sections: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
@@ -60,6 +67,7 @@ class Readiness:
                 }
                 for c in self.checks
             },
+            **self.sections,
         }
 
 
@@ -113,8 +121,27 @@ def check_redis() -> CheckResult:
         return CheckResult("redis", False, False, (time.perf_counter() - started) * 1000, _short(exc))
 
 
+def check_maintenance() -> CheckResult | None:
+    """A simulated downtime in force (chaos/): a required check that fails until it ends, so readiness answers 503
+    and gRPC health NOT_SERVING without a restart. None (no entry) when there is none."""
+    try:
+        from chaos.effects import downtime
+
+        down = downtime()
+    except Exception:  # chaos state unreadable (the database check reports the cause)
+        return None
+    if down is None:
+        return None
+    message = str(down.params.get("error_message") or "exchange_maintenance")
+    return CheckResult("maintenance", False, True, 0.0, f"{message} ({down.chaos_id})")
+
+
 def readiness() -> Readiness:
-    return Readiness(checks=[check_database(), check_redis()])
+    checks = [check_database(), check_redis()]
+    maintenance = check_maintenance()
+    if maintenance is not None:
+        checks.append(maintenance)
+    return Readiness(checks=checks, sections={name: section() for name, section in SECTIONS.items()})
 
 
 def _short(exc: Exception) -> str:

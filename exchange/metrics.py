@@ -12,10 +12,12 @@ operators only, so they are not anonymous: Prometheus sends ``Authorization: Bea
 from __future__ import annotations
 
 import hmac
+import os
 
+import prometheus_client
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import multiprocess
 
 from exchange import errors
 from exchange.exception_handler import envelope
@@ -25,6 +27,20 @@ def _refused(message: str) -> JsonResponse:
     response = JsonResponse(envelope(errors.NotAuthenticated.code, message), status=401)
     response["WWW-Authenticate"] = 'Bearer realm="metrics"'
     return response
+
+
+def ExportToDjangoView(request: HttpRequest) -> HttpResponse:
+    """django-prometheus's export (the multiprocess registry under gunicorn), plus the collectors that read the
+    database at scrape time and so are the same in every worker (chaos/metrics.py)."""
+    from chaos.metrics import ChaosCollector
+
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_multiproc_dir" in os.environ:
+        registry = prometheus_client.CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(ChaosCollector())
+    else:
+        registry = prometheus_client.REGISTRY
+    return HttpResponse(prometheus_client.generate_latest(registry), content_type=prometheus_client.CONTENT_TYPE_LATEST)
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

@@ -34,12 +34,14 @@ RETRY_REDIS_AFTER = 5.0
 REDIS_TIMEOUT = 0.2
 MEMORY_MAX_KEYS = 100_000
 
-# KEYS[1] the counter; ARGV[1] the window (s); ARGV[2] 1 to count a hit, 0 to look. Returns {count, ttl ms}.
+# KEYS[1] the counter; ARGV[1] the window (s); ARGV[2] 1 to count a hit, 0 to look; ARGV[3] the hit's weight.
+# Returns {count, ttl ms}.
 _SCRIPT = """
 local count
 if ARGV[2] == '1' then
-    count = redis.call('INCR', KEYS[1])
-    if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1] * 1000) end
+    local weight = tonumber(ARGV[3] or '1')
+    count = redis.call('INCRBY', KEYS[1], weight)
+    if count == weight then redis.call('PEXPIRE', KEYS[1], ARGV[1] * 1000) end
 else
     count = tonumber(redis.call('GET', KEYS[1]) or '0')
 end
@@ -66,14 +68,14 @@ class _Memory:
         self.lock = threading.Lock()
         self.counts: dict[str, tuple[int, float]] = {}
 
-    def count(self, key: str, window: float, hit: bool) -> tuple[int, float]:
+    def count(self, key: str, window: float, hit: bool, weight: int = 1) -> tuple[int, float]:
         now = time.monotonic()
         with self.lock:
             count, ends = self.counts.get(key, (0, 0.0))
             if ends <= now:
                 count, ends = 0, now + window
             if hit:
-                count += 1
+                count += weight
                 if len(self.counts) >= MEMORY_MAX_KEYS:
                     self._evict(now)
                 self.counts[key] = (count, ends)
@@ -107,10 +109,10 @@ class _Store:
             self._script, self._url, self._down_until = self._client.register_script(_SCRIPT), url, 0.0
         return None if time.monotonic() < self._down_until else self._client
 
-    def count(self, key: str, window: float, hit: bool) -> tuple[int, float]:
+    def count(self, key: str, window: float, hit: bool, weight: int = 1) -> tuple[int, float]:
         if self._redis() is not None:
             try:
-                count, ttl_ms = self._script(keys=[key], args=[window, 1 if hit else 0])
+                count, ttl_ms = self._script(keys=[key], args=[window, 1 if hit else 0, weight])
             except Exception as exc:  # any failure of the store degrades; it never fails the request
                 self._down_until = time.monotonic() + RETRY_REDIS_AFTER
                 if not self._degraded:
@@ -121,7 +123,7 @@ class _Store:
                     self._degraded = False
                     logger.info("ratelimit_recovered", store="redis")
                 return int(count), max(0, int(ttl_ms)) / 1000
-        return self.memory.count(key, window, hit)
+        return self.memory.count(key, window, hit, weight)
 
     def reset(self) -> None:
         """Forget every counter of this service (tests call it between tests)."""
@@ -152,15 +154,15 @@ class Limiter:
             raise ValueError("a limiter needs a limit of at least 1 and a positive window")
         self.name, self.limit, self.window = name, limit, window
 
-    def _decide(self, key: str, *, hit: bool) -> Decision:
-        count, remaining_s = _store.count(f"{_prefix()}{self.name}:{key}", self.window, hit)
+    def _decide(self, key: str, *, hit: bool, weight: int = 1) -> Decision:
+        count, remaining_s = _store.count(f"{_prefix()}{self.name}:{key}", self.window, hit, weight)
         over = count > self.limit if hit else count >= self.limit
         retry_after = math.ceil(remaining_s) if count else 0
         return Decision(allowed=not over, count=count, limit=self.limit, retry_after=retry_after)
 
-    def hit(self, key: str) -> Decision:
-        """Count one hit; ``allowed`` is False once the key is over its limit in this window."""
-        return self._decide(key, hit=True)
+    def hit(self, key: str, weight: int = 1) -> Decision:
+        """Count one hit (of ``weight``); ``allowed`` is False once the key is over its limit in this window."""
+        return self._decide(key, hit=True, weight=weight)
 
     def peek(self, key: str) -> Decision:
         """Whether one more hit would be allowed, without counting it."""

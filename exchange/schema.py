@@ -6,7 +6,7 @@ each response lists its possible codes in ``x-error-codes`` (with one example pe
 codes of their own errors with ``error_codes(...)`` in ``extend_schema(extensions=...)``; the codes every
 operation of a kind can answer are added here, so a new endpoint gets them without saying so:
 
-* an operation that needs a key: 401 ``not_authenticated``, 403 ``permission_denied``;
+* an operation that needs a key: 401 ``not_authenticated``, 403 ``permission_denied``, 429 ``rate_limited``;
 * one with a body: 400 ``validation_error`` and ``malformed_json``, 415 ``unsupported_media_type``;
 * one with query parameters: 400 ``validation_error``;
 * one with path parameters or a page cursor: 404 ``not_found`` (an id that names nothing this key may see, no
@@ -184,6 +184,8 @@ def _common_codes(operation: dict[str, Any]) -> dict[str, set[str]]:
     if _has_security(operation):
         codes.setdefault("401", set()).add(errors.NotAuthenticated.code)
         codes.setdefault("403", set()).add(errors.PermissionDenied.code)
+        # Failed authentications per address, and the per-key limits (exchange/key_limits.py).
+        codes.setdefault("429", set()).add(errors.RateLimited.code)
     if "requestBody" in operation:
         codes.setdefault("400", set()).update({errors.ValidationFailed.code, errors.MalformedRequest.code})
         codes.setdefault("415", set()).add(errors.UnsupportedMediaType.code)

@@ -18,10 +18,13 @@ api_v1 = [
     path("", include("risk.urls")),
     path("", include("ledger.urls")),
     path("", include("streams.urls")),
+    path("", include("simulation.urls")),
 ]
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    # Fault injection for the ecosystem's test coordinator (chaos/apis.py), at the root as it expects.
+    path("chaos/", include("chaos.urls")),
     # The Binance Spot REST API over the same services (binance_api/).
     path("api/v3/", include("binance_api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -59,7 +59,8 @@ READINESS = inline_serializer(
         "instance": serializers.CharField(),
         "checks": serializers.DictField(
             child=serializers.ChoiceField(choices=["ok", "fail", "disabled"]),
-            help_text="One entry per dependency: database, redis.",
+            help_text="One entry per dependency: database, redis; and maintenance (fail) while a simulated "
+            "downtime is in force.",
         ),
         "details": serializers.DictField(
             child=inline_serializer(
@@ -70,6 +71,19 @@ READINESS = inline_serializer(
                     "error": serializers.CharField(required=False),
                 },
             )
+        ),
+        "price_engine": inline_serializer(
+            "PriceEngineStatus",
+            {
+                "enabled": serializers.BooleanField(help_text="PRICE_ENGINE_ENABLED on this instance."),
+                "leader": serializers.CharField(
+                    allow_null=True, help_text="The process moving prices: <instance>@<host>:<pid>; null when none."
+                ),
+                "leader_is_this_instance": serializers.BooleanField(),
+                "error": serializers.CharField(required=False),
+            },
+            required=False,
+            help_text="Which instance's price engine moves prices (one per database).",
         ),
     },
 )

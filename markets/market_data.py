@@ -9,6 +9,7 @@ PostgreSQL a REPEATABLE READ transaction), so its ``sequence`` names exactly the
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -179,9 +180,68 @@ class CandleView:
     trades: int
 
 
+# Whether a market's reference price follows a price path (set by the simulation app): then an interval without
+# trades still has a candle, carrying the path (see ``candles``).
+path_driven: Callable[[Market], bool] = lambda market: False  # noqa: E731
+
+
 def candles(*, market: Market, interval: str, limit: int = 100) -> list[CandleView]:
     """The last ``limit`` candles of ``interval`` that had trades, oldest first, aggregated from one-minute
-    candles. Intervals start on whole multiples of their length since the Unix epoch (a day at 00:00 UTC)."""
+    candles. Intervals start on whole multiples of their length since the Unix epoch (a day at 00:00 UTC).
+
+    On a market whose price follows a path (the price engine moves it), every interval has a candle: one without
+    trades carries the price path, open at the reference price its interval started with, close at the one it
+    ended with (the path's close), high and low the larger and smaller of the two, no volume and no trades."""
+    traded = _traded_candles(market=market, interval=interval, limit=limit)
+    if not path_driven(market):
+        return traded
+    return _with_path(market=market, traded=traded, minutes=INTERVALS[interval], limit=limit)
+
+
+def _with_path(*, market: Market, traded: list[CandleView], minutes: int, limit: int) -> list[CandleView]:
+    now = timezone.now()
+    first = _bucket(now - timedelta(minutes=minutes * (limit - 1)), minutes)
+    closes = _path_closes(market=market, since=first, minutes=minutes)
+    by_start = {c.open_time: c for c in traded}
+    history = market.history.filter(history_date__lt=first).order_by("-history_date", "-history_id")
+    carry = history.values_list("reference_price", flat=True).first()
+    out: list[CandleView] = []
+    start = first
+    while start <= now:
+        close = closes.get(start, carry)
+        candle = by_start.get(start)
+        if candle is not None:
+            out.append(candle)
+        elif close is not None:
+            opened = carry if carry is not None else close
+            out.append(CandleView(start, opened, max(opened, close), min(opened, close), close, ZERO, ZERO, 0))
+        carry = close
+        start += timedelta(minutes=minutes)
+    return out[-limit:]
+
+
+def _path_closes(*, market: Market, since: datetime, minutes: int) -> dict[datetime, Decimal]:
+    """The last reference price of each interval since ``since`` (intervals with a price change only)."""
+    history = market.history.model
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(history._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT DISTINCT ON (b) b, reference_price FROM (SELECT floor(extract(epoch FROM history_date) / %s) "  # noqa: S608 - the table name is ours
+                f"AS b, reference_price, history_date, history_id FROM {table} WHERE id = %s AND history_date >= %s) h "
+                "ORDER BY b, history_date DESC, history_id DESC",
+                [minutes * 60, market.pk, since],
+            )
+            rows = cursor.fetchall()
+        return {datetime.fromtimestamp(int(b) * minutes * 60, tz=UTC): price for b, price in rows}
+    closes: dict[datetime, Decimal] = {}
+    rows = history.objects.filter(id=market.pk, history_date__gte=since).order_by("history_date", "history_id")
+    for moment, price in rows.values_list("history_date", "reference_price").iterator():
+        closes[_bucket(moment, minutes)] = price
+    return closes
+
+
+def _traded_candles(*, market: Market, interval: str, limit: int) -> list[CandleView]:
     minutes = INTERVALS[interval]
     now = timezone.now()
     since = now - timedelta(minutes=minutes * limit)

@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from chaos.effects import ladder_adjust
 from exchange import errors
 from exchange.runtime_config import get_config
 from ledger.selectors import asset_map
@@ -49,9 +50,11 @@ def ladder_settings(market: Any) -> LadderSettings:
         market.ladder_step_bps if market.ladder_step_bps is not None else Decimal(get_config("market_making.step_bps"))
     )
     size = (market.ladder_size or Decimal(0)) * Decimal(get_config("market_making.size_factor"))
+    # Chaos: spreads widened and depth thinned by the injections in force on this market (chaos/effects.py).
+    spread, size = ladder_adjust(symbol=market.symbol, spread_bps=effective_spread_bps(market), size=size)
     return LadderSettings(
         reference_price=market.reference_price,
-        spread_bps=effective_spread_bps(market),
+        spread_bps=spread,
         levels=levels,
         step_bps=step,
         size=size,

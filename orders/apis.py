@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
 from accounts.permissions import ReadScope, TradeScope
+from chaos.effects import lost_answer
 from exchange import errors
 from exchange.api import page_of, paginate, query_params, raise_validation
 from exchange.schema import error_codes
@@ -84,6 +85,9 @@ class OrderListCreateApi(APIView):
             errors.NotAuthenticated,
             errors.ClientOrderIdConflict,
             errors.ServiceUnavailable,
+            errors.Maintenance,
+            errors.RateLimited,
+            errors.ExecutionStatusUnknown,
             [(422, reason) for reason in REJECTION_CODES],
         ),
         description="A rejection is recorded and answered 422 with the reason as the error code; details.order_id "
@@ -114,6 +118,9 @@ class OrderListCreateApi(APIView):
             actor=request.user,
         )
         order = placed.order
+        if placed.chaos is not None and placed.chaos.unknown_outcome:
+            # Chaos: the order is committed, but its answer is lost (chaos/asgi.py drops the connection for "drop").
+            return lost_answer(order_id=str(order.order_id), mode=placed.chaos.unknown_outcome, chaos=placed.chaos)
         body = order_json(order, placed.fills)  # = OrderOut(order, context={"fills": placed.fills}).data, faster
         if order.status == OrderStatus.REJECTED:
             raise errors.OrderRejected(

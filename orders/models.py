@@ -105,6 +105,9 @@ class Order(models.Model):
     reject_message = models.CharField(max_length=300, blank=True, default="")
     # Why an order ended cancelled or expired (ExpireReason in orders/matching.py).
     end_reason = models.CharField(max_length=40, blank=True, default="")
+    # The chaos injection that acted on the order (chaos/effects.py: a rejection, a lost answer, a fill cap, a
+    # widened or thinned house ladder), empty when none did.
+    chaos_id = models.CharField(max_length=40, blank=True, default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

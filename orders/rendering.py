@@ -82,6 +82,7 @@ def order_json(order: Any, fills: list[Any]) -> dict[str, Any]:
         "reject_reason": order.reject_reason or None,
         "reject_message": order.reject_message or None,
         "end_reason": order.end_reason or None,
+        "chaos_id": order.chaos_id or None,
         "fills": [
             fill_json(
                 fill,

@@ -88,6 +88,9 @@ class OrderOut(serializers.Serializer):
     reject_reason = serializers.SerializerMethodField()
     reject_message = serializers.SerializerMethodField()
     end_reason = serializers.SerializerMethodField(help_text="Why the order ended cancelled or expired.")
+    chaos_id = serializers.SerializerMethodField(
+        help_text="The chaos injection that acted on the order (GET /chaos/history), or null."
+    )
     fills = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -120,6 +123,10 @@ class OrderOut(serializers.Serializer):
     @extend_schema_field({"type": "string", "enum": list(EndReason), "nullable": True})
     def get_end_reason(self, obj: Any) -> str | None:
         return obj.end_reason or None
+
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_chaos_id(self, obj: Any) -> str | None:
+        return obj.chaos_id or None
 
     @extend_schema_field(OrderFillOut(many=True))
     def get_fills(self, obj: Any) -> list[dict[str, Any]]:

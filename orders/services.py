@@ -38,6 +38,8 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Account, AccountStatus
+from chaos import effects as chaos_effects
+from chaos.effects import NO_FAULTS, OrderFaults
 from exchange import errors
 from exchange.runtime_config import get_config
 from ledger.batch import Book, JournalBatch, available, locked
@@ -134,6 +136,8 @@ class PlacedOrder:
 
     order: Order
     fills: list[Fill] = field(default_factory=list)
+    # The chaos faults that acted on it (chaos/effects.py OrderFaults), for the API to lose the answer if asked.
+    chaos: Any = None
 
 
 class _Rejection(Exception):
@@ -681,7 +685,9 @@ def _new_order(request: OrderRequest, *, order_id: uuid.UUID, actor: Any, now: d
     return order
 
 
-def _reject(request: OrderRequest, *, actor: Any, reason: str, message: str, order_id: uuid.UUID) -> PlacedOrder:
+def _reject(
+    request: OrderRequest, *, actor: Any, reason: str, message: str, order_id: uuid.UUID, chaos_id: str = ""
+) -> PlacedOrder:
     """Store the refusal (nothing moves) and return it."""
     now = timezone.now()
     order = _new_order(
@@ -692,9 +698,10 @@ def _reject(request: OrderRequest, *, actor: Any, reason: str, message: str, ord
         status=OrderStatus.REJECTED,
         reject_reason=str(reason),
         reject_message=message[:300],
+        chaos_id=chaos_id,
     )
     order._history_user = actor if getattr(actor, "pk", None) else None  # type: ignore[attr-defined]
-    order._change_reason = f"rejected: {reason}"  # type: ignore[attr-defined]
+    order._change_reason = f"rejected: {reason}" + (f" (chaos {chaos_id})" if chaos_id else "")  # type: ignore[attr-defined]
     order.save(force_insert=True)
     logger.info(
         "order_rejected", order_id=str(order_id), reason=str(reason), symbol=request.market.symbol, side=request.side
@@ -702,7 +709,7 @@ def _reject(request: OrderRequest, *, actor: Any, reason: str, message: str, ord
     return PlacedOrder(order)
 
 
-def _place(request: OrderRequest, *, actor: Any, attempt: int) -> PlacedOrder:
+def _place(request: OrderRequest, *, actor: Any, attempt: int, faults: OrderFaults = NO_FAULTS) -> PlacedOrder:
     order_id = uuid.uuid4()
     store = book_store()
     limit = request.price if request.order_type == OrderType.LIMIT else None
@@ -711,8 +718,12 @@ def _place(request: OrderRequest, *, actor: Any, attempt: int) -> PlacedOrder:
         market_pk=request.market.pk, account_pk=request.account.pk, key_id=request.key_id, side=opposite, limit=limit
     )
     market = book.market
+    chaos_rejection = False
     try:
         _check_rules(request, book)
+        if faults.reject_reason:  # chaos: recorded as a rejection for the reason asked, under the same locks
+            chaos_rejection = True
+            raise _Rejection(RejectReason(faults.reject_reason), faults.reject_message)
         incoming = Incoming(
             account_pk=request.account.pk,
             side=request.side,
@@ -725,6 +736,7 @@ def _place(request: OrderRequest, *, actor: Any, attempt: int) -> PlacedOrder:
             self_trade_prevention=request.self_trade_prevention,
             taker_fee_bps=market_services.effective_fee_bps(market),
             maker_fee_bps=market_services.effective_maker_fee_bps(market),
+            max_fill_fraction=faults.max_fill_fraction,
         )
         outcome = match_incoming(incoming, _liquidity(book, side=opposite, limit=limit), _terms(market))
         if outcome.reject_reason is not None:
@@ -750,13 +762,14 @@ def _place(request: OrderRequest, *, actor: Any, attempt: int) -> PlacedOrder:
             rest_quantity=outcome.rest_quantity,
             locked=outcome.reservation,
             filled_at=now if outcome.status == OrderStatus.FILLED else None,
+            chaos_id=faults.chaos_id,
         )
         ledger = _Ledger(market=market, house=_HouseSide(optimistic=attempt == 1, assets=(market.base, market.quote)))
         settlement = Settlement(
             now=now,
             market_pk=market.pk,
             actor_pk=getattr(actor, "pk", None),
-            history_reason="placed",
+            history_reason=f"placed (chaos {faults.chaos_id})" if faults.chaos_id else "placed",
             batch=ledger.batch,
             checked_accounts=frozenset({request.account.pk}),
             new_order=taker,
@@ -771,7 +784,14 @@ def _place(request: OrderRequest, *, actor: Any, attempt: int) -> PlacedOrder:
             account_pk=request.account.pk, asset=reserve_asset, amount=outcome.reservation, order_id=order_id
         )
     except _Rejection as rejection:
-        return _reject(request, actor=actor, reason=rejection.reason, message=rejection.message, order_id=order_id)
+        return _reject(
+            request,
+            actor=actor,
+            reason=rejection.reason,
+            message=rejection.message,
+            order_id=order_id,
+            chaos_id=faults.chaos_id if chaos_rejection else "",
+        )
     try:
         store.settle(settlement)
     except errors.InsufficientBalance as exc:
@@ -847,9 +867,12 @@ def order_place(*, request: OrderRequest, actor: Any) -> tuple[PlacedOrder, bool
     """Place an order. Returns (placed order, created); created is False for an idempotent replay. A rejected
     order is returned (status rejected), not raised: it is recorded and the caller reports it."""
     order_request_validate(request=request)
+    faults = chaos_effects.order_faults(
+        account=request.account, symbol=request.market.symbol, client_order_id=request.client_order_id
+    )
     try:
         placed = _with_retries(
-            lambda attempt: _place(request, actor=actor, attempt=attempt),
+            lambda attempt: _place(request, actor=actor, attempt=attempt, faults=faults),
             on_exhausted=lambda: _reject(
                 request,
                 actor=actor,
@@ -863,6 +886,9 @@ def order_place(*, request: OrderRequest, actor: Any) -> tuple[PlacedOrder, bool
         if replay is None:
             raise
         return PlacedOrder(replay, list(replay.fills.select_related("trade").order_by("id"))), False
+    if faults.chaos_ids and placed.order.chaos_id:
+        faults.counted()
+        placed.chaos = faults
     return placed, True
 
 

@@ -144,8 +144,6 @@ class BookStore(Protocol):
     def settle(self, settlement: Settlement) -> None: ...
 
 
-
-
 def _book_order(row: Any) -> BookOrder:
     return BookOrder(
         pk=row.pk,

@@ -15,6 +15,7 @@ of the HTTP request is not stored with the order).
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from typing import Any
@@ -98,10 +99,18 @@ class Forwarder:
             except queue.Full:
                 SENT.labels("dropped").inc()
 
+    def close(self) -> None:
+        """Stop sending and give up the role (another process's forwarder takes over)."""
+        self.leadership.release()
+        with contextlib.suppress(queue.Full):
+            self.queue.put_nowait({})  # wakes the thread: an empty event means stop
+
     def _run(self) -> None:
         with httpx.Client(timeout=settings.REQUEST_TIMEOUT) as client:
             while True:
                 event = self.queue.get()
+                if not event:
+                    return
                 try:
                     self.breaker.call(self._post, client, event)
                     SENT.labels("sent").inc()

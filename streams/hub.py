@@ -22,15 +22,21 @@ database can say (a publish to Redis after commit is lost if the process dies in
 announces a change that may roll back). NOTIFY is transactional, needs nothing besides the database we already
 depend on, and is only a wake-up: the rows are the truth, so nothing is lost when a listener is down.
 
-**The hub** (one per process, a thread started by ``hub().start()``; the ASGI application starts it in every worker)
-keeps the subscriptions of this process and renders each event once, whoever many subscribers want it
-(streams/rendering.py). The Python API, used by the SSE endpoints (streams/sse.py) and meant for any other
-transport (WebSocket streams of a Binance-style facade)::
+**The hub** (one per process, started by ``hub().start()``; the ASGI application starts it in every worker) keeps
+the subscriptions of this process and renders each event once, however many subscribers want it
+(streams/rendering.py), in two lanes (threads): rows (orders, fills, balances) and views computed at delivery
+(positions, books, tickers, with the markets' trades), so a slow view never delays a fill. The Python API, used by
+the SSE endpoints (streams/sse.py) and meant for any other transport (WebSocket streams of a Binance-style
+facade)::
 
     from streams.hub import Filter, hub
 
     async for event in hub().events(Filter(topics={"order"}, accounts={account.pk}), after=(1234, 0)):
         event.id, event.name, event.payload        # committed changes, in order, none twice
+
+    stream = await hub().open(Filter(topics={"position"}, accounts={account.pk})).start()
+    stream.cursor                                  # show the current state as of this id, then
+    async for event in stream: ...                 # every change after it
 
 ``Filter``: ``topics`` (streams/rendering.py: order, fill, balance, position, trade, book, ticker), ``accounts``
 (internal pks; None: every account), ``markets`` (pks; None: every market). ``after``: resume after this event
@@ -214,7 +220,11 @@ class Subscription:
 
 
 class Hub:
-    def __init__(self, *, poll: float | None = None) -> None:
+    """One delivery lane: reads the outbox rows of ``sources`` (topics of ``streams_event``) in ``seq`` order and
+    hands the events they give to its subscriptions."""
+
+    def __init__(self, *, name: str = "hub", sources: tuple[str, ...] | None = None, poll: float | None = None) -> None:
+        self.name, self.sources = name, sources
         self.poll = poll if poll is not None else settings.STREAM_POLL_INTERVAL
         self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
@@ -233,7 +243,7 @@ class Hub:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()
-                self._thread = threading.Thread(target=self._run, name="stream-hub", daemon=True)
+                self._thread = threading.Thread(target=self._run, name=f"stream-{self.name}", daemon=True)
                 self._thread.start()
         return self
 
@@ -312,16 +322,32 @@ class Hub:
             stamp()
             self.delivered = last_seq()
             self._ready.set()
-            logger.info("stream_hub_started", seq=self.delivered)
+            logger.info("stream_hub_started", lane=self.name, seq=self.delivered)
+        new_rows = True
         while not self._stop.is_set():
-            stamp()
+            if new_rows:
+                stamp()
             self._deliver()
             self._housekeeping()
-            self._wait()
+            new_rows = self._wait()
 
     def _deliver(self) -> None:
+        with self._lock:
+            idle = not self._subs and self.forwarder is None
+        if idle:  # nobody to deliver to: move on to the end, so a first subscriber does not wait for a backlog
+            top = last_seq()
+            with self._lock:
+                start, self.delivered = self.delivered, max(self.delivered, top)
+                late = [s for s in self._subs if s.cursor == start and start < top]
+            for sub in late:
+                _call(sub, sub.offer, [Gap(start, top)])
+            return
         while True:
-            raws = rendering.fetch(after=self.delivered, limit=2000)
+            if self.sources:
+                where = f"topic IN ({', '.join(['%s'] * len(self.sources))})"
+                raws = rendering.fetch(after=self.delivered, limit=2000, where=where, params=self.sources)
+            else:
+                raws = rendering.fetch(after=self.delivered, limit=2000)
             if not raws:
                 return
             with self._lock:
@@ -357,16 +383,17 @@ class Hub:
             self._last_prune = now
             prune(older_than_seconds=settings.STREAM_RETENTION)
 
-    def _wait(self) -> None:
+    def _wait(self) -> bool:
+        """Until a notification or the poll interval. Returns whether there may be unstamped rows: a commit
+        notified (or nothing did: look anyway); a wake-up from another process's stamping needs only a read."""
         if self._listen_conn is None:
             self._wake.wait(self.poll)
             self._wake.clear()
-            return
-        for _ in self._listen_conn.notifies(timeout=self.poll, stop_after=1):
-            pass
+            return True
+        channels = {n.channel for n in self._listen_conn.notifies(timeout=self.poll, stop_after=1)}
         # Drain what else arrived meanwhile: one look at the outbox covers them all.
-        for _ in self._listen_conn.notifies(timeout=0, stop_after=1000):
-            pass
+        channels |= {n.channel for n in self._listen_conn.notifies(timeout=0, stop_after=1000)}
+        return not channels or CHANNEL in channels
 
     def _close_listen(self) -> None:
         if self._listen_conn is not None:
@@ -461,16 +488,78 @@ class Stream:
             self.close()
 
 
-_hub: Hub | None = None
+ROW_TOPICS = frozenset({rendering.ORDER, rendering.FILL, rendering.BALANCE})
+VIEW_TOPICS = frozenset({rendering.POSITION, rendering.TRADE, rendering.BOOK, rendering.TICKER})
+
+
+class Hubs:
+    """This process's two delivery lanes, so slow derived views never hold up the rows: ``rows`` delivers orders,
+    fills and balances as the changes wrote them; ``views`` delivers what is computed at delivery (positions,
+    books, tickers) and the markets' trades that share their streams. A subscription belongs to one lane (its
+    topics are all of one), so each of its streams keeps one strictly increasing sequence."""
+
+    def __init__(self) -> None:
+        self.rows = Hub(name="rows", sources=("order", "fill", "balance"))
+        self.views = Hub(name="views", sources=("trade", "market", "balance"))
+        self.lanes = (self.rows, self.views)
+
+    @property
+    def books(self) -> rendering.BookState:
+        return self.views.books
+
+    @property
+    def forwarder(self) -> Any:
+        return self.rows.forwarder
+
+    @forwarder.setter
+    def forwarder(self, value: Any) -> None:
+        self.rows.forwarder = value  # order rows: what the audit hand-off reports
+
+    def lane(self, flt: Filter) -> Hub:
+        topics = frozenset(flt.topics)
+        if topics <= ROW_TOPICS:
+            return self.rows
+        if topics <= VIEW_TOPICS:
+            return self.views
+        raise ValueError(f"Topics {sorted(topics)} mix {sorted(ROW_TOPICS)} with {sorted(VIEW_TOPICS)}.")
+
+    def open(self, flt: Filter, *, after: tuple[int, int] | None = None) -> Stream:
+        return self.lane(flt).open(flt, after=after)
+
+    def events(self, flt: Filter, *, after: tuple[int, int] | None = None) -> AsyncIterator[Published]:
+        return self.lane(flt).events(flt, after=after)
+
+    def start(self) -> Hubs:
+        for lane in self.lanes:
+            lane.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        for lane in self.lanes:
+            lane.stop(timeout)
+
+    @property
+    def running(self) -> bool:
+        return all(lane.running for lane in self.lanes)
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        return all(lane.wait_ready(timeout) for lane in self.lanes)
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(lane.subscriber_count for lane in self.lanes)
+
+
+_hub: Hubs | None = None
 _hub_lock = threading.Lock()
 
 
-def hub() -> Hub:
+def hub() -> Hubs:
     """This process's hub (created on first use; ``start()`` it to deliver)."""
     global _hub
     with _hub_lock:
         if _hub is None:
-            _hub = Hub()
+            _hub = Hubs()
         return _hub
 
 

@@ -186,19 +186,46 @@ def _orders(raws: list[Raw]) -> list[Published]:
     return out
 
 
+def fill_json(fill: Any) -> dict[str, Any]:
+    """``TradeOut(fill).data``, field for field, without a DRF serializer per fill (tests/streams checks they agree)."""
+    from ledger.selectors import asset_map
+    from orders.rendering import _iso, _uuid
+
+    assets = asset_map()
+    market = fill.market
+    base, quote = assets[market.base_asset_id].decimals, assets[market.quote_asset_id].decimals
+    fee = assets[fill.fee_asset_id].decimals if fill.fee_asset_id in assets else None
+    return {
+        "trade_id": _uuid(fill.trade.trade_id),
+        "order_id": _uuid(fill.order.order_id) if fill.order_id else None,
+        "account_id": _uuid(fill.account.account_id),
+        "symbol": market.symbol,
+        "side": fill.side,
+        "liquidity": fill.liquidity,
+        "quantity": format_amount(fill.quantity, base),
+        "price": format_amount(fill.price, quote),
+        "quote_amount": format_amount(fill.quote_amount, quote),
+        "fee": format_amount(fill.fee, fee),
+        "fee_asset": fill.fee_asset_id,
+        "reference_price": format_amount(fill.trade.reference_price, quote),
+        "journal_entry_id": _uuid(fill.trade.journal_entry.entry_id),
+        "created_at": _iso(fill.created_at),
+    }
+
+
 def _fills(raws: list[Raw]) -> list[Published]:
     from orders.models import Fill
-    from orders.serializers import TradeOut
 
     ids = [r.data["id"] for r in raws]
-    rows = Fill.objects.select_related("account", "market", "order", "trade", "trade__journal_entry").in_bulk(ids)
-    return [
-        Published(
-            r.seq, 0, FILL, "trade", r.account_pk, r.market_pk, dict(TradeOut(rows[r.data["id"]]).data), r.created_at
-        )
-        for r in raws
-        if r.data["id"] in rows
-    ]
+    rows = Fill.objects.select_related("order", "trade", "trade__journal_entry").in_bulk(ids)
+    out = []
+    for r in raws:
+        fill = rows.get(r.data["id"])
+        if fill is None:
+            continue
+        fill.market, fill.account = market_of(fill.market_id), account_of(fill.account_id)
+        out.append(Published(r.seq, 0, FILL, "trade", r.account_pk, r.market_pk, fill_json(fill), r.created_at))
+    return out
 
 
 def _trades(raws: list[Raw]) -> list[Published]:
@@ -251,14 +278,18 @@ def _balances(raws: list[Raw], wanted: Wanted) -> list[Published]:
 
     out = []
     tracked = set(position_assets())
-    for raw, balance in zip(raws, _rows(Balance, raws), strict=True):
+    rows = list(zip(raws, _rows(Balance, raws), strict=True))
+    # A position is a derived view: computed once per (account, asset) for the batch, at its last change.
+    last_change = {(b.account_id, b.asset_id): raw.seq for raw, b in rows if b is not None and b.asset_id in tracked}
+    for raw, balance in rows:
         if balance is None:
             continue
         if wanted(BALANCE, raw.account_pk, None):
             out.append(
                 Published(raw.seq, 0, BALANCE, "balance", raw.account_pk, None, balance_json(balance), raw.created_at)
             )
-        if balance.asset_id in tracked and wanted(POSITION, raw.account_pk, None):
+        key = (balance.account_id, balance.asset_id)
+        if last_change.get(key) == raw.seq and wanted(POSITION, raw.account_pk, None):
             payload = position_json(balance.account_id, balance.asset_id)
             out.append(Published(raw.seq, 0, POSITION, "position", raw.account_pk, None, payload, raw.created_at))
     return out

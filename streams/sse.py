@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -374,8 +375,10 @@ async def _stream(spec: Spec, receive: Receive, send: Send, headers: list[tuple[
             def first() -> tuple[str, dict[str, Any]]:
                 return _book_now(market_pk)
 
+        versions: dict[str, datetime] = {}
         if first is not None and spec.after is None:
             name, payload = await asyncio.to_thread(first)
+            versions = _versions(payload.get("orders") or [])
             await send(
                 {
                     "type": "http.response.body",
@@ -409,6 +412,8 @@ async def _stream(spec: Spec, receive: Receive, send: Send, headers: list[tuple[
                     reason = "shutting_down"
                     await _final(send, "shutting_down", "The service is stopping; reconnect.", sent_id(stream))
                     return reason, sent
+                if versions and _older_than_shown(event.payload, versions):
+                    continue
                 await send(
                     {
                         "type": "http.response.body",
@@ -436,6 +441,28 @@ async def _stream(spec: Spec, receive: Receive, send: Send, headers: list[tuple[
         stream.close()
         with contextlib.suppress(Exception):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _versions(orders: list[dict[str, Any]]) -> dict[str, datetime]:
+    """order id -> the ``updated_at`` the first list showed."""
+    return {o["order_id"]: _when(o["updated_at"]) for o in orders if o.get("updated_at")}
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _older_than_shown(payload: dict[str, Any], versions: dict[str, datetime]) -> bool:
+    """Whether an order event is a state the first list already showed, or an older one: committed before the list
+    was read but stamped after the stream's cursor. Skipped, so the client never goes back to an older state. The
+    first newer event of an order ends the check for it (all later ones are newer still)."""
+    shown = versions.get(payload.get("order_id", ""))
+    if shown is None:
+        return False
+    if _when(payload["updated_at"]) <= shown:
+        return True
+    del versions[payload["order_id"]]
+    return False
 
 
 def sent_id(stream: Any) -> str | None:

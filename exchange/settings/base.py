@@ -66,6 +66,15 @@ READINESS_POLL_INTERVAL = _duration_seconds("READINESS_POLL_INTERVAL", "2s")
 # How often the risk monitor (`manage.py risk_monitor`, run by `serve`) recomputes the risk gauges and alerts;
 # 0 keeps `serve` from starting it.
 RISK_MONITOR_INTERVAL = _duration_seconds("RISK_MONITOR_INTERVAL", "15s")
+# The price engine (`manage.py run_market`, run by `serve`; docs/simulation.md): false keeps prices where operators
+# set them. Markets with no scenario follow a GBM of PRICE_ENGINE_VOLATILITY (a year) ticking every PRICE_ENGINE_TICK
+# under PRICE_ENGINE_SEED; cross markets follow the USD ones with a small basis.
+PRICE_ENGINE_ENABLED = env.bool("PRICE_ENGINE_ENABLED", default=True)
+PRICE_ENGINE_TICK = _duration_seconds("PRICE_ENGINE_TICK", "1s")
+PRICE_ENGINE_SEED = env.str("PRICE_ENGINE_SEED", default="exchange-simulator")
+PRICE_ENGINE_VOLATILITY = env.float("PRICE_ENGINE_VOLATILITY", default=0.6)
+# Where `load_scenario` writes the API keys a scenario issues (mode 0600).
+SCENARIO_KEYS_FILE = env.str("SCENARIO_KEYS_FILE", default=str(BASE_DIR / "scenario-keys.txt"))
 # Where `serve` writes the demo data's API keys (mode 0600) when it seeds an empty database.
 DEMO_API_KEYS_FILE = env.str("DEMO_API_KEYS_FILE", default=str(BASE_DIR / "api-keys.txt"))
 # Brute force (exchange/ratelimit.py): failed API-key authentications per client address and window; over the
@@ -141,6 +150,26 @@ API_KEY_CACHE = env.bool("API_KEY_CACHE", default=True)
 # "auto": the order path's PostgreSQL functions on PostgreSQL (orders/pg_store.py); "orm" forces the ORM store.
 ORDER_STORE = env.str("ORDER_STORE", default="auto")
 
+# --- Chaos control (chaos/, README "Chaos control") -----------------------------------------------------------
+# Off: every /chaos endpoint answers 404 and no fault acts (those stored stay until they expire).
+CHAOS_ENABLED = env.bool("CHAOS_ENABLED", default=True)
+# An injection without a duration lasts CHAOS_DEFAULT_DURATION; none may last longer than CHAOS_MAX_DURATION.
+CHAOS_DEFAULT_DURATION = _duration_seconds("CHAOS_DEFAULT_DURATION", "5m")
+CHAOS_MAX_DURATION = _duration_seconds("CHAOS_MAX_DURATION", "24h")
+# Magnitude limits: the largest delay (fixed plus jitter) and spread multiplier an injection may ask for.
+CHAOS_MAX_LATENCY = _duration_seconds("CHAOS_MAX_LATENCY", "30s")
+CHAOS_MAX_SPREAD_MULTIPLIER = _decimal("CHAOS_MAX_SPREAD_MULTIPLIER", "100")
+# How long each process answers "what is in force" from memory before reading the table again.
+CHAOS_CACHE_TTL = _duration_seconds("CHAOS_CACHE_TTL", "500ms")
+
+# --- Rate limits per API key (exchange/key_limits.py) ----------------------------------------------------------
+# Request weight per key and minute, orders per key and 10 seconds and per day, as Binance counts them. Off by
+# default here (local, test); production turns them on. A chaos injection can tighten them even when off.
+KEY_LIMITS_ENABLED = env.bool("KEY_LIMITS_ENABLED", default=False)
+KEY_WEIGHT_LIMIT_1M = env.int("KEY_WEIGHT_LIMIT_1M", default=6000)
+KEY_ORDER_LIMIT_10S = env.int("KEY_ORDER_LIMIT_10S", default=100)
+KEY_ORDER_LIMIT_1D = env.int("KEY_ORDER_LIMIT_1D", default=200000)
+
 # --- Django core ------------------------------------------------------------------------------------
 SECRET_KEY = env.str("SECRET_KEY", default="")
 # Encrypts API keys' signing secrets at rest (accounts/signing.py). Unset: derived from SECRET_KEY (development).
@@ -173,6 +202,8 @@ INSTALLED_APPS = [
     "risk",
     "streams",
     "corsheaders",
+    "simulation",
+    "chaos",
     "binance_api",
 ]
 
@@ -184,6 +215,8 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     # The opt-in display number format (amounts as JSON numbers): streams/numbers.py.
     "streams.numbers.NumberFormatMiddleware",
+    # Chaos (chaos/middleware.py): simulated downtime answers 503 before anything else runs; rate limit headers.
+    "chaos.middleware.ChaosMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (the admin's CSS and JS, Swagger UI, ReDoc) from the service itself, under every server that
     # runs the WSGI app (gunicorn, or an ASGI server wrapping it): no reverse proxy or DEBUG needed.
@@ -305,6 +338,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["exchange.api.DecimalJSONParser"],
     "EXCEPTION_HANDLER": "exchange.exception_handler.exception_handler",
+    # Request weight and order limits per API key (exchange/key_limits.py), after authentication.
+    "DEFAULT_THROTTLE_CLASSES": ["exchange.key_limits.KeyLimitThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Money is Decimal end to end and a string in JSON, never a float.
     "COERCE_DECIMAL_TO_STRING": True,
@@ -316,6 +351,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Back office of a simulated crypto exchange: accounts, balances, ledger, markets and orders.",
     "VERSION": SERVICE_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
+    # Operation ids and tags are derived from the path after /api/ (v1_orders_create, ...), also now that /chaos
+    # sits at the root (its operations name themselves).
+    "SCHEMA_PATH_PREFIX": r"/api/",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

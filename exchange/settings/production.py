@@ -43,3 +43,6 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Rate limits per API key are on in production (exchange/key_limits.py; the limits are in base.py).
+KEY_LIMITS_ENABLED = env.bool("KEY_LIMITS_ENABLED", default=True)

@@ -21,3 +21,7 @@ if DATABASES["default"]["ENGINE"] == "exchange.db.postgresql":
 # Test transactions roll back, so they never notify: a cached key would outlive its revocation. Tests of the cache
 # turn it on with committed transactions (tests/accounts/test_key_cache.py).
 API_KEY_CACHE = False
+# Prices move only when a test moves them; a test of the engine runs it itself or turns it on for a service.
+PRICE_ENGINE_ENABLED = env.bool("PRICE_ENGINE_ENABLED", default=False)
+# Test transactions roll back and tests inject and clear faults at once: read what is in force every time.
+CHAOS_CACHE_TTL = 0.0

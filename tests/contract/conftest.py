@@ -131,7 +131,8 @@ def _is_precision_refusal(response: Any) -> bool:
 
 # Well-formed requests may still be refused by the state of the books: not yours or not there (404), a conflict
 # (409: an idempotency key or client_order_id reused, an account not empty), a business rule (422).
-ACCEPTED_REFUSALS = {401, 403, 404, 409, 422}
+# 429: the per-key rate limits a chaos action tightened (POST /chaos/tighten-rate-limits) refuse the next requests.
+ACCEPTED_REFUSALS = {401, 403, 404, 409, 422, 429}
 
 
 def _violates_body_rules(case: Any) -> bool:

@@ -49,6 +49,8 @@ class ServiceProcess:
             "DEMO_API_KEYS_FILE": str(log_dir / f"api-keys-{self.http_port}.txt"),
             "LOG_FORMAT": "json",
             "PYTHONUNBUFFERED": "1",
+            # Prices stay where a test sets them unless it turns the price engine on.
+            "PRICE_ENGINE_ENABLED": "false",
             **(env or {}),
         }
         self.args = [sys.executable, "manage.py", "serve", "--workers", str(workers), *(extra_args or [])]

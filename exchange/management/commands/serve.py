@@ -1,7 +1,7 @@
 """Run the whole service: migrations, demo data on an empty database, HTTP (gunicorn) and gRPC together.
 
-This process supervises: it serves gRPC health itself and runs gunicorn and the risk monitor
-(``manage.py risk_monitor``) as child processes. On SIGTERM or
+This process supervises: it serves gRPC health itself and runs gunicorn, the risk monitor
+(``manage.py risk_monitor``) and the price engine (``manage.py run_market``) as child processes. On SIGTERM or
 SIGINT it flips gRPC health to NOT_SERVING, asks gunicorn to stop gracefully (in-flight requests finish),
 stops gRPC with a grace period, and exits 0 within a bounded time.
 """
@@ -28,6 +28,7 @@ from exchange.grpc_server import GrpcHealthServer
 from exchange.lifecycle import after_start_hooks, before_stop_hooks, seed_demo_data_if_empty
 from exchange.registration import install as install_registration
 from risk.background import install as install_risk_monitor
+from simulation.background import install as install_price_engine
 
 logger = structlog.get_logger("exchange.serve")
 
@@ -99,6 +100,8 @@ class Command(BaseCommand):
         install_registration()
         # The risk monitor (a supervised child) shares the workers' metrics directory, so /metrics shows its gauges.
         install_risk_monitor()
+        # The price engine (docs/simulation.md): one instance per database moves prices, the others stand by.
+        install_price_engine()
         for hook in after_start_hooks():
             hook(http_port=options["http_port"], grpc_port=grpc_server.port, stop=stop, metrics_dir=metrics_dir)
 

@@ -1,0 +1,349 @@
+"""Streams under load: does every subscriber get every event it is entitled to, how soon after commit, and what
+do 200 open streams cost the order rate? Two phases of one run, same workload, same service:
+
+* ``streams_off``: the clients place random market orders (the ``service`` workload) with no stream open;
+* ``streams_on``: the same with ``--subscribers`` SSE streams open (default 200): per trading account, orders x4,
+  balances x3, trades x3 and positions x1 (several dashboards and trading systems per account), the rest on the
+  markets' public streams. The subscribers run in a process of their own (asyncio, raw sockets, HTTP/1.0 so the
+  answer is not chunked) and record each event's id and the time it arrived.
+
+Afterwards every subscriber's ids are compared with the outbox: for each, the rows its stream is entitled to that
+were stamped during the phase (orders, balances, fills and positions of its account; a market's trades) must all
+have arrived, each exactly once, in increasing order (positions, a view computed when delivered and coalesced per
+batch: the latest change must have arrived, and nothing the account is not entitled to). Delivery latency:
+arrival time minus the event row's ``created_at`` (``clock_timestamp()`` when the trigger inserted it, a moment
+before the commit), so what is reported is an upper bound of the latency after commit.
+
+    .venv/bin/python benchmarks/streams.py --seconds 30 --subscribers 200     # on its own
+    .venv/bin/python benchmarks/run.py --streams 200                          # after run.py's other phases
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import multiprocessing
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+MIX = (("orders", 4), ("balances", 3), ("trades", 3), ("positions", 1))
+MARKETS = ("BTC-USD", "ETH-USD", "BTC-USDT", "ETH-BTC")
+
+
+def plan(clients: list[dict[str, str]], total: int, mix: Any = MIX) -> list[dict[str, Any]]:
+    """Which streams the subscribers open: per account the mix, the rest on market streams."""
+    subs: list[dict[str, Any]] = []
+    for client in clients:
+        for stream, copies in mix:
+            for _ in range(copies):
+                if len(subs) < total:
+                    subs.append(
+                        {
+                            "path": f"/api/v1/stream/{stream}",
+                            "key": client["key"],
+                            "account": client["account_id"],
+                            "stream": stream,
+                        }
+                    )
+    i = 0
+    while len(subs) < total:
+        symbol = MARKETS[i % len(MARKETS)]
+        subs.append(
+            {"path": f"/api/v1/stream/markets/{symbol}", "key": clients[0]["key"], "symbol": symbol, "stream": "market"}
+        )
+        i += 1
+    return subs
+
+
+# --- the subscribers' process --------------------------------------------------------------------------------
+async def _subscriber(
+    port: int, spec: dict[str, Any], out: list[Any], ready: asyncio.Event, stop: asyncio.Event, opened: list[int]
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET {spec['path']} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Api-Key {spec['key']}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    await writer.drain()
+    buffer = b""
+    head_done = False
+    try:
+        while not stop.is_set():
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), timeout=0.5)
+            except TimeoutError:
+                continue
+            if not chunk:
+                out.append(["closed", time.time()])
+                return
+            now = time.time()
+            buffer += chunk
+            if not head_done:
+                if b"\r\n\r\n" not in buffer:
+                    continue
+                head, buffer = buffer.split(b"\r\n\r\n", 1)
+                if b" 200 " not in head.split(b"\r\n", 1)[0]:
+                    out.append(["status", head.split(b"\r\n", 1)[0].decode()])
+                    return
+                head_done = True
+                opened.append(1)
+                if len(opened) >= ready_target[0]:
+                    ready.set()
+            *blocks, buffer = buffer.split(b"\n\n")
+            for block in blocks:
+                event_id = name = None
+                for line in block.split(b"\n"):
+                    if line.startswith(b"id: "):
+                        event_id = line[4:].decode()
+                    elif line.startswith(b"event: "):
+                        name = line[7:].decode()
+                if event_id is not None:
+                    out.append([event_id, name, now])
+    finally:
+        writer.close()
+
+
+ready_target = [0]
+
+
+def _subscribers_main(port: int, specs: list[dict[str, Any]], conn: Any) -> None:
+    async def run() -> None:
+        ready, stop = asyncio.Event(), asyncio.Event()
+        ready_target[0] = len(specs)
+        opened: list[int] = []
+        outs: list[list[Any]] = [[] for _ in specs]
+        tasks = []
+        for spec, out in zip(specs, outs, strict=True):
+            tasks.append(asyncio.create_task(_subscriber(port, spec, out, ready, stop, opened)))
+            await asyncio.sleep(0.005)
+        try:
+            await asyncio.wait_for(ready.wait(), timeout=60)
+        except TimeoutError:
+            pass
+        conn.send({"opened": len(opened)})
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, conn.recv)  # "stop"
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        conn.send({"events": outs})
+
+    asyncio.run(run())
+
+
+# --- the phases ------------------------------------------------------------------------------------------------
+def _max_seq(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return int(conn.execute("SELECT coalesce(max(seq), 0) FROM streams_event").fetchone()[0])
+
+
+def _settle(dsn: str, seconds: float = 3.0) -> int:
+    """Wait until the outbox is stamped and quiet; returns its highest seq."""
+    last, quiet_since = -1, time.monotonic()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with psycopg.connect(dsn) as conn:
+            unstamped = conn.execute("SELECT count(*) FROM streams_event WHERE seq IS NULL").fetchone()[0]
+        top = _max_seq(dsn)
+        if top != last or unstamped:
+            last, quiet_since = top, time.monotonic()
+        elif time.monotonic() - quiet_since >= seconds:
+            return top
+        time.sleep(0.3)
+    return last
+
+
+def _expected(dsn: str, spec: dict[str, Any], lo: int, hi: int) -> list[int]:
+    where = {
+        "orders": "topic = 'order' AND a.account_id = %s",
+        "balances": "topic = 'balance' AND a.account_id = %s",
+        "trades": "topic = 'fill' AND a.account_id = %s",
+        "positions": "topic = 'balance' AND a.account_id = %s AND e.data->>'asset_id' IN ('BTC', 'ETH')",
+    }
+    with psycopg.connect(dsn) as conn:
+        if spec["stream"] == "market":
+            rows = conn.execute(
+                "SELECT e.seq FROM streams_event e JOIN markets_market m ON m.id = e.market_id "
+                "WHERE e.topic = 'trade' AND m.symbol = %s AND e.seq > %s AND e.seq <= %s ORDER BY e.seq",
+                [spec["symbol"], lo, hi],
+            ).fetchall()
+        else:
+            rows = conn.execute(
+                "SELECT e.seq FROM streams_event e JOIN accounts_account a ON a.id = e.account_id "
+                f"WHERE {where[spec['stream']]} AND e.seq > %s AND e.seq <= %s ORDER BY e.seq",
+                [spec["account"], lo, hi],
+            ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def _created(dsn: str, lo: int, hi: int) -> dict[int, float]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT seq, extract(epoch FROM created_at) FROM streams_event WHERE seq > %s AND seq <= %s", [lo, hi]
+        ).fetchall()
+    return {int(s): float(t) for s, t in rows}
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+def run_phases(
+    bench: Any, clients: list[dict[str, str]], *, subscribers: int, seconds: float, mix: Any = MIX
+) -> dict[str, Any]:
+    """``streams_off`` then ``streams_on`` on the running service of ``bench`` (benchmarks/run.py ``Bench``)."""
+    dsn = bench.dsn
+    bench.vacuum_analyze()
+    off = bench.http_phase("streams_off", clients, bench.market_workload(clients, "so"), seconds)
+    specs = plan(clients, subscribers, mix)
+    parent, child = multiprocessing.Pipe()
+    proc = multiprocessing.get_context("fork").Process(
+        target=_subscribers_main, args=(bench.http_port, specs, child), daemon=True
+    )
+    proc.start()
+    try:
+        opened = parent.recv()["opened"] if parent.poll(90) else 0
+        bench.log(f"{opened} of {len(specs)} streams open")
+        lo = _settle(dsn, 1.5)
+        bench.vacuum_analyze()
+        on = bench.http_phase("streams_on", clients, bench.market_workload(clients, "sn"), seconds)
+        hi = _settle(dsn, 3.0)
+        time.sleep(2.0)  # the last events are on their way to the subscribers
+        parent.send("stop")
+        events = parent.recv()["events"] if parent.poll(120) else []
+    finally:
+        proc.join(30)
+        if proc.is_alive():
+            proc.kill()
+    created = _created(dsn, lo, hi)
+    latencies: list[float] = []
+    complete = duplicated = out_of_order = missing_total = delivered = 0
+    problems: list[str] = []
+    for spec, got in zip(specs, events, strict=False):
+        closed = [e for e in got if e[0] in ("closed", "status")]
+        numbered = [e for e in got if e[0] not in ("closed", "status")]
+        positions = ids_positions([e[0] for e in numbered])
+        ordered = all(a < b for a, b in itertools.pairwise(positions))
+        # What the outbox entitles it to: one event per row (a market stream: every trade; its book and ticker
+        # events are coalesced views, checked for order only).
+        counted = {"market": ("trade",)}.get(spec["stream"], ("order", "balance", "trade", "position"))
+        received = [p[0] for p, e in zip(positions, numbered, strict=True) if lo < p[0] <= hi and e[1] in counted]
+        expected = _expected(dsn, spec, lo, hi)
+        missing = sorted(set(expected) - set(received))
+        unexpected = sorted(set(received) - set(expected))
+        if spec["stream"] == "positions":
+            # A derived view, coalesced per batch: entitled to the latest state, not to one event per change.
+            missing = [] if not expected or (received and max(received) >= max(expected)) else [max(expected)]
+        dup = len(received) - len(set(received))
+        if not missing and not unexpected and not dup and ordered and not closed:
+            complete += 1
+        elif len(problems) < 10:
+            problems.append(
+                f"{spec['path']}: {len(missing)} missing, {len(unexpected)} unexpected, {dup} duplicated, "
+                f"ordered={ordered}, closed={closed[:1]}"
+            )
+        missing_total += len(missing) + len(unexpected)
+        duplicated += dup
+        out_of_order += 0 if ordered else 1
+        for (seq, _sub), event in zip(positions, numbered, strict=True):
+            if lo < seq <= hi and seq in created:
+                delivered += 1
+                latencies.append((event[2] - created[seq]) * 1000)
+    rate_off, rate_on = off.summary()["ok_per_s"], on.summary()["ok_per_s"]
+    result = {
+        "subscribers": len(specs),
+        "opened": opened,
+        "mix": {
+            stream: sum(1 for s in specs if s["stream"] == stream)
+            for stream in ("orders", "balances", "trades", "positions", "market")
+        },
+        "outbox_events_in_phase": hi - lo,
+        "events_delivered": delivered,
+        "subscribers_complete": complete,
+        "missing": missing_total,
+        "duplicated": duplicated,
+        "out_of_order_streams": out_of_order,
+        "problems": problems,
+        "latency_ms": {
+            "p50": _pct(latencies, 0.5),
+            "p95": _pct(latencies, 0.95),
+            "p99": _pct(latencies, 0.99),
+            "max": round(max(latencies), 2) if latencies else None,
+            "mean": round(statistics.fmean(latencies), 2) if latencies else None,
+        },
+        "orders_per_s_off": rate_off,
+        "orders_per_s_on": rate_on,
+        "rate_ratio_on_vs_off": round(rate_on / rate_off, 3) if rate_off else None,
+        "goals": {"p99_ms": 100, "rate_ratio_min": 0.9},
+    }
+    bench.results["streams"] = result
+    bench.log(
+        f"streams: {complete}/{len(specs)} subscribers complete, {missing_total} missing, {duplicated} duplicated, "
+        f"{delivered} events delivered, latency p50 {result['latency_ms']['p50']} ms p99 {result['latency_ms']['p99']}"
+        f" ms; orders/s off {rate_off} on {rate_on} (ratio {result['rate_ratio_on_vs_off']})"
+    )
+    return result
+
+
+def ids_positions(ids: list[str]) -> list[tuple[int, int]]:
+    return [tuple(int(p) for p in [*i.split("."), "0"][:2]) for i in ids]  # type: ignore[misc]
+
+
+def main() -> int:
+    import argparse
+    import traceback
+
+    from benchmarks.run import Bench
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--subscribers", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-requests", type=int, default=1_000_000)
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--mix", default=",".join(f"{k}={v}" for k, v in MIX), help="streams per account")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "streams.json")
+    args = parser.parse_args()
+    args.sql_clients, args.keep_db = 1, False
+    bench = Bench(args)
+    failed = True
+    try:
+        bench.create_database()
+        seeded = bench.seed()
+        bench.results["gunicorn"] = bench.gunicorn_config()
+        bench.vacuum_analyze()
+        bench.start_service()
+        clients = seeded["clients"]
+        bench.http_phase("warmup", clients, bench.market_workload(clients, "w"), args.warmup, record=False)
+        mix = [(k, int(v)) for k, v in (part.split("=") for part in args.mix.split(",") if part)]
+        run_phases(bench, clients, subscribers=args.subscribers, seconds=args.seconds, mix=mix)
+        failed = False
+    except Exception:
+        traceback.print_exc()
+        return 1
+    finally:
+        bench.cleanup(keep_logs=failed)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(bench.results, indent=2, default=str) + "\n")
+    print(json.dumps(bench.results.get("streams"), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
