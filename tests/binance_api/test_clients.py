@@ -75,7 +75,8 @@ def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 "CONFIG_SERVICE_URL": "",
                 "SERVICE_HOST": "127.0.0.1",
                 "REDIS_URL": redis,
-                "BINANCE_WEIGHT_LIMIT_1M": str(WEIGHT_LIMIT),
+                "KEY_LIMITS_ENABLED": "true",
+                "KEY_WEIGHT_LIMIT_1M": str(WEIGHT_LIMIT),
             },
             extra_args=["--no-seed"],
         )
@@ -420,8 +421,9 @@ def test_ccxt_pro_watches_orders_and_the_order_book(venue):
 
 
 def test_request_weight_headers_and_the_limit(venue):
-    """Weight per key per minute; over it 429 with Retry-After and -1003 (ccxt's binance raises DDoSProtection for
-    any 429 before reading the code; RateLimitExceeded is its class for -1003 under another status)."""
+    """Weight per key per minute (the key's limits, exchange/key_limits.py); over it 429 with Retry-After and -1003
+    (ccxt's binance raises DDoSProtection for any 429 before reading the code; RateLimitExceeded is its class for
+    -1003 under another status)."""
     creds = venue["creds"]["spender"]
     client = python_binance(venue, creds["key"], creds["secret"])
     client.get_account()
