@@ -111,6 +111,7 @@ def endpoint(
                 caller=who,
                 weight=cost,
                 order_key=caller.key.prefix if caller and request.method in order_methods else None,
+                key_id=str(caller.key.pk) if caller else None,
             )
             headers.update(usage.headers)
             return _json(handler(Ctx(request, params, caller)), headers=headers)
@@ -188,23 +189,20 @@ def _exchange_info(ctx: Ctx) -> Any:
     listed = markets if markets is not None else list(market_selectors.market_list())
     from django.conf import settings
 
+    from exchange.key_limits import limits_in_force
+
+    keyed = limits_in_force()
+    limits = [("REQUEST_WEIGHT", "MINUTE", 1, keyed.get("weight_1m", settings.BINANCE_WEIGHT_LIMIT_1M))]
+    if "orders_10s" in keyed:
+        limits.append(("ORDERS", "SECOND", 10, keyed["orders_10s"]))
+    if "orders_1d" in keyed:
+        limits.append(("ORDERS", "DAY", 1, keyed["orders_1d"]))
     return {
         "timezone": "UTC",
         "serverTime": auth.now_ms(),
         "rateLimits": [
-            {
-                "rateLimitType": "REQUEST_WEIGHT",
-                "interval": "MINUTE",
-                "intervalNum": 1,
-                "limit": settings.BINANCE_WEIGHT_LIMIT_1M,
-            },
-            {
-                "rateLimitType": "ORDERS",
-                "interval": "SECOND",
-                "intervalNum": 10,
-                "limit": settings.BINANCE_ORDER_LIMIT_10S,
-            },
-            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": settings.BINANCE_ORDER_LIMIT_1D},
+            {"rateLimitType": kind, "interval": interval, "intervalNum": n, "limit": limit}
+            for kind, interval, n, limit in limits
         ],
         "exchangeFilters": [],
         "symbols": [rendering.symbol_info(m) for m in listed],

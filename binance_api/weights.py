@@ -2,14 +2,13 @@
 
 One function, ``request_weigh``, counts a request's weight (and, for an order, one order) and answers the figures
 Binance reports in ``X-MBX-USED-WEIGHT-1M`` and ``X-MBX-ORDER-COUNT-10S``/``-1D``, or refuses it (429 with
-``Retry-After``, -1003 for weight, -1015 for orders). Weight is counted per API key when the request carries one and
-per client address otherwise; orders per key. The counters are fixed windows in Redis (shared by every worker),
-each started by its first hit, with a per-process fallback while Redis does not answer, as ``exchange/ratelimit.py``
-does; unlike its ``Limiter`` they add a weight, not one, per hit. Once per-key limits exist in
-``exchange/key_limits.py`` this function is the one place to switch over.
+``Retry-After``, -1003 for weight, -1015 for orders).
 
-The limits are settings: ``BINANCE_WEIGHT_LIMIT_1M`` (6000), ``BINANCE_ORDER_LIMIT_10S`` (100),
-``BINANCE_ORDER_LIMIT_1D`` (200000), as Binance's defaults.
+* With an API key: the key's limits of ``exchange/key_limits.py`` (``KEY_WEIGHT_LIMIT_1M``, ``KEY_ORDER_LIMIT_10S``,
+  ``KEY_ORDER_LIMIT_1D`` when ``KEY_LIMITS_ENABLED``; a chaos injection tightens them), the same budget the key
+  spends on /api/v1. A limit not in force is not counted and has no header.
+* Public requests: weight per client address, ``BINANCE_WEIGHT_LIMIT_1M`` (6000), always counted, in fixed windows
+  in Redis (shared by every worker) with a per-process fallback while Redis does not answer.
 """
 
 from __future__ import annotations
@@ -97,25 +96,37 @@ def _prefix() -> str:
     return f"ratelimit:{settings.SERVICE_NAME}:binance:"
 
 
-def request_weigh(*, caller: str, weight: int, order_key: str | None = None) -> Usage:
-    """Count ``weight`` against ``caller`` (a key's prefix or ``ip:<address>``) and, when ``order_key`` is given,
-    one order against it. Raises BinanceError 429 when a limit is passed; else returns the headers to send."""
+def request_weigh(*, caller: str, weight: int, order_key: str | None = None, key_id: str | None = None) -> Usage:
+    """Count ``weight`` (and, with ``order_key``, one order). A request with an API key (``key_id``) is charged to
+    the key's limits (exchange/key_limits.py: one budget per key with /api/v1, tightened by chaos injections);
+    a public one to its address (``caller``, ``BINANCE_WEIGHT_LIMIT_1M``). Raises BinanceError 429 over a limit;
+    else returns the headers to send."""
+    if key_id is not None:
+        return _charge_key(key_id, weight=weight, orders=1 if order_key is not None else 0)
     usage = Usage()
     limit = settings.BINANCE_WEIGHT_LIMIT_1M
     used, remaining_s = _counters.add(f"{_prefix()}w1m:{caller}", weight, 60)
     usage.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
     if used > limit:
         raise _with(errors.too_much_weight(limit, max(1, math.ceil(remaining_s))), usage)
-    if order_key is not None:
-        for interval, window, limit, label in (
-            ("10S", 10, settings.BINANCE_ORDER_LIMIT_10S, "10 SECOND"),
-            ("1D", 86400, settings.BINANCE_ORDER_LIMIT_1D, "1 DAY"),
-        ):
-            count, remaining_s = _counters.add(f"{_prefix()}o{interval}:{order_key}", 1, window)
-            usage.headers[f"X-MBX-ORDER-COUNT-{interval}"] = str(count)
-            if count > limit:
-                raise _with(errors.too_many_orders(limit, label, max(1, math.ceil(remaining_s))), usage)
     return usage
+
+
+def _charge_key(key_id: str, *, weight: int, orders: int) -> Usage:
+    from exchange import errors as domain_errors
+    from exchange import key_limits
+
+    try:
+        return Usage(headers=key_limits.charge(key_id, weight=weight, orders=orders))
+    except domain_errors.RateLimited as exc:
+        usage = Usage(headers=dict(getattr(exc, "headers", {}) or {}))
+        which, allowed = exc.details.get("limit"), int(exc.details.get("allowed") or 0)
+        retry = max(1, exc.retry_after or 1)
+        if which == "orders_10s":
+            raise _with(errors.too_many_orders(allowed, "10 SECOND", retry), usage) from None
+        if which == "orders_1d":
+            raise _with(errors.too_many_orders(allowed, "1 DAY", retry), usage) from None
+        raise _with(errors.too_much_weight(allowed, retry), usage) from None
 
 
 def _with(error: errors.BinanceError, usage: Usage) -> errors.BinanceError:

@@ -9,8 +9,9 @@
 Market streams: ``<symbol>@trade``, ``@aggTrade``, ``@depth`` (``@100ms``/``@1000ms`` accepted), ``@bookTicker``
 and ``@kline_<interval>`` (1m 5m 15m 1h 4h 1d), symbols in lower case (``btcusd@trade``). User data:
 ``executionReport`` (NEW, then TRADE per fill with the cumulative figures, then CANCELED or EXPIRED),
-``outboundAccountPosition`` (free and locked of the asset that changed). Only what committed is sent, in commit
-order (the hub's delivery sequence); every event is rendered from the rows as that change left them.
+``outboundAccountPosition`` (free and locked of the asset that changed) and ``balanceUpdate`` (the delta of a
+deposit, withdrawal or adjustment, read from its journal posting, in posting order). Only what committed is
+sent, in commit order (the hub's delivery sequence); every event is rendered from the rows as that change left them.
 A diff-depth event's ``u`` is the market's book sequence (``lastUpdateId`` of ``GET /api/v3/depth``) and its ``U``
 follows the previous event's ``u`` on the connection, so a client keeping a local book (ccxt's watch_order_book)
 checks its chain as on Binance; levels are absolute quantities, "0" for a level gone.
@@ -89,6 +90,28 @@ def _order_rows(order_uuid: str, trade_uuids: list[str]) -> tuple[dict[str, Any]
     return row, {str(k): v for k, v in trades.items()}
 
 
+FUNDING_KINDS = ("deposit", "withdrawal", "adjustment")
+
+
+def _funding_after(account_pk: int, after: int | None) -> list[tuple[int, str, Any, Any]]:
+    """The account's deposits, withdrawals and adjustments (their postings to available) after posting ``after``;
+    with ``after`` None, none, only the id to start from (as a one-row list with asset "")."""
+    from ledger.models import LedgerAccountKind, Posting
+
+    qs = Posting.objects.filter(
+        account_id=account_pk,
+        entry__kind__in=FUNDING_KINDS,
+        ledger_account__kind=LedgerAccountKind.CUSTOMER_AVAILABLE,
+    )
+    if after is None:
+        top = qs.order_by("-id").values_list("id", flat=True).first() or 0
+        return [(top, "", None, None)]
+    from binance_api.rendering import decimals, num
+
+    rows = qs.filter(id__gt=after).order_by("id").values_list("id", "asset_id", "amount", "created_at")
+    return [(pk, asset, num(amount, decimals(asset)), created) for pk, asset, amount, created in rows]
+
+
 def _trade_pk(trade_uuid: str) -> int | None:
     from orders.models import Trade
 
@@ -138,6 +161,8 @@ class UserState:
     """What this connection told its client about each order (so each fill and each end is told once)."""
 
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    account_pk: int = 0
+    last_funding: int = 0  # the last deposit/withdrawal/adjustment posting told as a balanceUpdate
 
 
 async def user_messages(event: Any, state: UserState) -> list[dict[str, Any]]:
@@ -146,14 +171,28 @@ async def user_messages(event: Any, state: UserState) -> list[dict[str, Any]]:
     if event.topic == rendering.BALANCE:
         p = event.payload
         at = _ms(p.get("updated_at"))
-        return [
+        out: list[dict[str, Any]] = []
+        # Deposits, withdrawals and adjustments are also told as balanceUpdate (the delta), as Binance does.
+        for pk, asset, amount, created in await _db(_funding_after, state.account_pk, state.last_funding):
+            state.last_funding = pk
+            out.append(
+                {
+                    "e": "balanceUpdate",
+                    "E": now_ms(),
+                    "a": asset,
+                    "d": amount,
+                    "T": int(created.timestamp() * 1000),
+                }
+            )
+        out.append(
             {
                 "e": "outboundAccountPosition",
                 "E": now_ms(),
                 "u": at,
                 "B": [{"a": p["asset"], "f": p["available"], "l": p["locked"]}],
             }
-        ]
+        )
+        return out
     if event.topic != rendering.ORDER:
         return []
     o = event.payload
@@ -323,7 +362,7 @@ async def market_messages(event: Any, stream: MarketStream) -> list[dict[str, An
             {"e": "depthUpdate", "E": now_ms(), "s": stream.symbol, "U": first, "u": u, "b": p["bids"], "a": p["asks"]}
         ]
     if stream.kind == "bookTicker" and event.topic == rendering.BOOK:
-        book = hub().books.current(stream.market_pk)
+        book = await _db(hub().books.current, stream.market_pk)  # computed (a database read) if not held
         bid = book["bids"][0] if book["bids"] else ["0", "0"]
         ask = book["asks"][0] if book["asks"] else ["0", "0"]
         return [{"u": book["sequence"], "s": stream.symbol, "b": bid[0], "B": bid[1], "a": ask[0], "A": ask[1]}]
@@ -369,9 +408,10 @@ class Connection:
         from streams import rendering
         from streams.hub import Filter, hub
 
-        state = UserState()
+        state = UserState(account_pk=account_pk)
         stream = hub().open(Filter(topics={rendering.ORDER, rendering.BALANCE}, accounts={account_pk}))
         await stream.start()
+        ((state.last_funding, *_),) = await _db(_funding_after, account_pk, None)
         try:
             async for event in stream:
                 for message in await user_messages(event, state):

@@ -139,11 +139,9 @@ MAX_ORDER_NOTIONAL_USD = _decimal("MAX_ORDER_NOTIONAL_USD", "1000000")
 RISK_HOUSE_INVENTORY_LOW_USD = _decimal("RISK_HOUSE_INVENTORY_LOW_USD", "100000")
 RISK_REJECTION_RATE_HIGH_PER_MIN = _decimal("RISK_REJECTION_RATE_HIGH_PER_MIN", "60")
 
-# The Binance-compatible API (/api/v3, binance_api/weights.py): request weight per minute (per API key, else per
-# address) and orders per 10 seconds and per day (per key), as Binance's defaults.
+# The Binance-compatible API (/api/v3, binance_api/weights.py): request weight per minute of public requests per
+# client address (requests with a key count against the key's limits, KEY_* below).
 BINANCE_WEIGHT_LIMIT_1M = env.int("BINANCE_WEIGHT_LIMIT_1M", default=6000)
-BINANCE_ORDER_LIMIT_10S = env.int("BINANCE_ORDER_LIMIT_10S", default=100)
-BINANCE_ORDER_LIMIT_1D = env.int("BINANCE_ORDER_LIMIT_1D", default=200000)
 
 # API keys kept in each process's memory, invalidated by PostgreSQL's notifications (accounts/key_cache.py).
 API_KEY_CACHE = env.bool("API_KEY_CACHE", default=True)

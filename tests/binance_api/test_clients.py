@@ -42,6 +42,7 @@ SEED = {
             "accounts": [{"label": "pb", "deposits": {"BTC": "2", "USD": "50000"}}],
         },
         {"username": "spender", "scopes": ["read"], "accounts": [{"label": "s", "deposits": {}}]},
+        {"username": "ops", "scopes": ["operator"]},
     ],
 }
 WEIGHT_LIMIT = 1000
@@ -74,7 +75,8 @@ def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 "CONFIG_SERVICE_URL": "",
                 "SERVICE_HOST": "127.0.0.1",
                 "REDIS_URL": redis,
-                "BINANCE_WEIGHT_LIMIT_1M": str(WEIGHT_LIMIT),
+                "KEY_LIMITS_ENABLED": "true",
+                "KEY_WEIGHT_LIMIT_1M": str(WEIGHT_LIMIT),
             },
             extra_args=["--no-seed"],
         )
@@ -83,6 +85,8 @@ def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             native = seed_keys(process, SEED, tmp)
             creds = {}
             for username, key in native.items():
+                if username == "ops":
+                    continue
                 accounts = httpx.get(
                     f"{process.base_url}/api/v1/accounts", headers={"Authorization": f"Api-Key {key}"}
                 ).json()["accounts"]
@@ -93,7 +97,7 @@ def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 ).stdout.splitlines()
                 assert len(out) == 2
                 creds[username] = {"key": out[0], "secret": out[1], "account_id": account_id}
-            yield {"process": process, "creds": creds, "base": process.base_url}
+            yield {"process": process, "creds": creds, "base": process.base_url, "operator": native["ops"]}
         finally:
             process.stop()
 
@@ -306,6 +310,7 @@ def _until(socket_: Any, wanted: Any, seconds: float = 15) -> list[dict[str, Any
 def test_the_user_data_stream_by_listen_key_and_market_streams(venue, alice, bob):
     listen_key = bob.stream_get_listen_key()
     assert len(listen_key) == 60
+    venue.setdefault("listen_keys", []).append(listen_key)
     bid = D(bob.get_orderbook_ticker(symbol="BTCUSD")["bidPrice"])
     with _ws(venue, f"/ws/{listen_key}") as user, _ws(venue, "/stream?streams=btcusd@trade/btcusd@kline_1m") as tape:
         with _ws(venue, "/ws") as book:
@@ -331,6 +336,15 @@ def test_the_user_data_stream_by_listen_key_and_market_streams(venue, alice, bob
             bob.cancel_order(symbol="BTCUSD", orderId=resting["orderId"])
             cancelled = _until(user, lambda m: m.get("e") == "executionReport" and m["x"] == "CANCELED")[-1]
             assert cancelled["i"] == resting["orderId"]
+
+            deposit = httpx.post(
+                f"{venue['base']}/api/v1/accounts/{venue['creds']['bob']['account_id']}/deposits",
+                json={"asset": "USD", "amount": "12.34", "reason": "top-up"},
+                headers={"Authorization": f"Api-Key {venue['operator']}"},
+            )
+            assert deposit.status_code == 201, deposit.text
+            update = _until(user, lambda m: m.get("e") == "balanceUpdate")[-1]
+            assert (update["a"], update["d"]) == ("USD", "12.34")
 
             bought = alice.create_order("BTC/USD", "market", "buy", 0.002)
             tape_got: list[dict[str, Any]] = []
@@ -407,8 +421,9 @@ def test_ccxt_pro_watches_orders_and_the_order_book(venue):
 
 
 def test_request_weight_headers_and_the_limit(venue):
-    """Weight per key per minute; over it 429 with Retry-After and -1003 (ccxt's binance raises DDoSProtection for
-    any 429 before reading the code; RateLimitExceeded is its class for -1003 under another status)."""
+    """Weight per key per minute (the key's limits, exchange/key_limits.py); over it 429 with Retry-After and -1003
+    (ccxt's binance raises DDoSProtection for any 429 before reading the code; RateLimitExceeded is its class for
+    -1003 under another status)."""
     creds = venue["creds"]["spender"]
     client = python_binance(venue, creds["key"], creds["secret"])
     client.get_account()
@@ -434,3 +449,5 @@ def test_afterwards_the_books_reconcile_and_no_secret_was_logged(venue, alice, b
     for creds in venue["creds"].values():
         assert creds["secret"] not in log
         assert creds["key"] not in log
+    for listen_key in venue.get("listen_keys", []):
+        assert listen_key not in log, "a listen key (in the user stream's URL) is a credential too"

@@ -18,7 +18,8 @@ from tests.factories import make_account
 
 
 @pytest.fixture
-def trader(alice: Any, house: None) -> dict[str, Any]:
+def trader(alice: Any, house: None, settings: Any) -> dict[str, Any]:
+    settings.KEY_LIMITS_ENABLED = True  # the key's weight and order limits (exchange/key_limits.py), as in production
     account = make_account(owner=alice, label="bot", funds={"USD": "10000"})
     key, plain = api_key_create(user=alice, name="bot", scopes=["trade"], account=account)
     return {"key": plain, "secret": key.signing_secret, "account": account}
@@ -277,7 +278,8 @@ def test_order_test_validates_without_placing(trader):
     assert not trader["account"].orders.exists()
 
 
-def test_exchange_info_filters_come_from_the_market_rules(db):
+def test_exchange_info_filters_come_from_the_market_rules(db, settings):
+    settings.KEY_LIMITS_ENABLED = True
     info = Client().get("/api/v3/exchangeInfo?symbol=ETHBTC").json()
     (symbol,) = info["symbols"]
     filters = {f["filterType"]: f for f in symbol["filters"]}
@@ -286,3 +288,22 @@ def test_exchange_info_filters_come_from_the_market_rules(db):
     assert filters["LOT_SIZE"]["stepSize"] == filters["MARKET_LOT_SIZE"]["stepSize"]
     assert {"REQUEST_WEIGHT", "ORDERS"} == {limit["rateLimitType"] for limit in info["rateLimits"]}
     assert Client().get("/api/v3/exchangeInfo?symbol=ETH-BTC").json() == {"code": -1121, "msg": "Invalid symbol."}
+
+
+def test_a_chaos_injection_tightening_the_keys_order_limit_answers_1015_with_retry_after(trader, alice, settings):
+    """The rate limits of the chaos control (POST /chaos/tighten-rate-limits) apply to /api/v3 too."""
+    from accounts.models import ApiKey
+    from chaos.models import ChaosType
+    from chaos.services import injection_create
+
+    settings.KEY_LIMITS_ENABLED = False  # nothing in force but the injection
+    key = ApiKey.objects.get(prefix=trader["key"].split(".")[0])
+    injection_create(kind=ChaosType.RATE_LIMITS, params={"order_limit_10s": 1}, actor=alice, accounts=[key.pk])
+    order = {"symbol": "BTCUSD", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01"}
+    first = call("POST", "order", trader, body=signed(trader["secret"], {**order, "price": "50000"}))
+    assert first.status_code == 200 and first["X-MBX-ORDER-COUNT-10S"] == "1"
+    second = call("POST", "order", trader, body=signed(trader["secret"], {**order, "price": "50001"}))
+    assert second.status_code == 429
+    assert second.json() == {"code": -1015, "msg": "Too many new orders; current limit is 1 orders per 10 SECOND."}
+    assert 0 < int(second["Retry-After"]) <= 10 and second["X-MBX-ORDER-COUNT-10S"] == "2"
+    assert trader["account"].orders.count() == 1, "the refused order was never placed"
