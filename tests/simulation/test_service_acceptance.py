@@ -147,7 +147,7 @@ def test_a_resting_order_is_filled_by_the_tick_whose_price_crosses_it_and_the_bo
     assert placed.json()["status"] == "open"
     order_id = placed.json()["order_id"]
 
-    order = wait_for(lambda: (o := customer.get(f"/orders/{order_id}").json())["status"] == "filled" and o, timeout=20)
+    order = wait_for(lambda: (o := customer.get(f"/orders/{order_id}").json())["status"] == "filled" and o, timeout=40)
     [fill] = order["fills"]
     assert fill["liquidity"] == "maker" and fill["price"] == "63570.00"
     # the fill is the engine tick's own: the trade records that tick's reference price, and happened with it
