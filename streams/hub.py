@@ -275,6 +275,7 @@ class Hub:
                 raise HubStopped()
             sub.cursor = self.delivered
             self._subs.add(sub)
+        self._wake.set()  # an idle lane sleeps a poll interval: serve the first subscriber at once
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -327,11 +328,27 @@ class Hub:
             logger.info("stream_hub_started", lane=self.name, seq=self.delivered)
         new_rows = True
         while not self._stop.is_set():
+            busy = self._busy()
             if new_rows:
                 stamp()
             self._deliver()
             self._housekeeping()
-            new_rows = self._wait()
+            new_rows = self._wait() if busy else self._idle_wait()
+
+    def _busy(self) -> bool:
+        with self._lock:
+            return bool(self._subs) or self.forwarder is not None
+
+    def _idle_wait(self) -> bool:
+        """With nobody to deliver to, this lane stamps and looks once per poll interval instead of at every
+        commit's notification: woken by each commit, every lane of every worker would stamp and read per order
+        (measured: a quarter of the order rate gone with no stream open). A new subscriber wakes it at once."""
+        self._wake.wait(self.poll)
+        self._wake.clear()
+        if self._listen_conn is not None:  # what arrived meanwhile is covered by the look that follows
+            for _ in self._listen_conn.notifies(timeout=0, stop_after=100000):
+                pass
+        return True
 
     def _deliver(self) -> None:
         with self._lock:
