@@ -277,7 +277,8 @@ class PriceEngine:
         )
         driver.anchor_price, driver.anchored_at = price, now
         driver.build()
-        self.version = self._version()
+        # (an update() leaves updated_at alone, so the version does not change; refreshing it here would hide a
+        # scenario loaded meanwhile, whose start price is what looked like an operator's price)
 
     # --- one round ----------------------------------------------------------------------------------------------
     def round(self) -> float:
