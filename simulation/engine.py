@@ -109,6 +109,8 @@ class Driver:
     last_set: Decimal | None = None
     # The market as read at reload: market_price_set re-reads what it needs under the market's lock.
     market: Any = None
+    # The model row's updated_at when read: a re-anchor writes only over that version of the configuration.
+    sim_updated_at: Any = None
     replay_done: bool = False
     shocks: list[dict[str, Any]] = field(default_factory=list)
     seed: str = ""
@@ -208,6 +210,7 @@ class PriceEngine:
             market = sim.market
             driver = Driver(
                 market=market,
+                sim_updated_at=sim.updated_at,
                 sim_pk=sim.pk,
                 market_pk=market.pk,
                 symbol=market.symbol,
@@ -272,12 +275,15 @@ class PriceEngine:
         logger.info("price_path_reanchored", symbol=driver.symbol, price=str(price))
         shift = Decimal(str(round(driver.elapsed(now), 6)))
         driver.shocks = [{**s, "at": str(Decimal(str(s["at"])) - shift)} for s in driver.shocks]
-        MarketSimulation.objects.filter(pk=driver.sim_pk).update(
+        written = MarketSimulation.objects.filter(pk=driver.sim_pk, updated_at=driver.sim_updated_at).update(
             anchor_price=price, anchored_at=now, shocks=driver.shocks
         )
+        if not written:  # the model was changed meanwhile (a scenario loaded): reload it rather than overwrite it
+            self.version = None
         driver.anchor_price, driver.anchored_at = price, now
         driver.build()
-        self.version = self._version()
+        # (an update() leaves updated_at alone, so the version does not change; refreshing it here would hide a
+        # scenario loaded meanwhile, whose start price is what looked like an operator's price)
 
     # --- one round ----------------------------------------------------------------------------------------------
     def round(self) -> float:
