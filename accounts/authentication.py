@@ -63,32 +63,52 @@ class ApiKeyAuthentication(BaseAuthentication):
         raw = self._raw_key(request)
         if raw is None:
             return None
-        limiter, address = failure_limiter(), client_address(request)
-        prefix, dot, _secret = raw.partition(".")
-        known = bool(dot and prefix) and key_cache.holds(prefix)
-        found = key_cache.get(prefix, lambda: _load(prefix)) if dot and prefix else None
-        key, user = found if found is not None else (None, None)
-        if key is None or key.revoked or not key.is_valid(raw) or key.has_expired or not user.is_active:
-            failed = limiter.hit(address)
-            if not failed.allowed:
-                raise _rate_limited(failed.retry_after)
-            raise AuthenticationFailed("Invalid API key.")
-        # A right key from an address over its failure limit is refused too, or a right guess would show. Asking the
-        # counters costs a round trip, so only keys this process did not already hold are asked about: a guess
-        # never is one (clients in good standing skip the check).
-        if not known:
-            blocked = limiter.peek(address)
-            if not blocked.allowed:
-                raise _rate_limited(blocked.retry_after)
-        now = timezone.now()
-        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-            key.last_used_at = now
-            key_cache.touch(prefix, now)
+        try:
+            key, user = api_key_verify(raw=raw, address=client_address(request))
+        except KeyRefused as refused:
+            if refused.retry_after is not None:
+                raise _rate_limited(refused.retry_after) from None
+            raise AuthenticationFailed("Invalid API key.") from None
         return user, key
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+class KeyRefused(Exception):
+    """A key that does not authenticate: unknown, wrong, revoked, expired or its user inactive (``retry_after`` None),
+    or asked from an address over its failure limit (``retry_after``: seconds until it may try again)."""
+
+    def __init__(self, retry_after: int | None = None) -> None:
+        super().__init__("API key refused")
+        self.retry_after = retry_after
+
+
+def api_key_verify(*, raw: str, address: str) -> tuple[ApiKey, Any]:
+    """The key and user a presented key string names, for every API that takes keys (``/api/v1`` here, the
+    Binance facade's ``X-MBX-APIKEY``): one check, one brute-force budget per address. Raises ``KeyRefused``.
+
+    A failure counts against the address. A right key from an address over its failure limit is refused too, or a
+    right guess would show. Asking the counters costs a round trip, so only keys this process did not already hold
+    are asked about: a guess never is one (clients in good standing skip the check)."""
+    limiter = failure_limiter()
+    prefix, dot, _secret = raw.partition(".")
+    known = bool(dot and prefix) and key_cache.holds(prefix)
+    found = key_cache.get(prefix, lambda: _load(prefix)) if dot and prefix else None
+    key, user = found if found is not None else (None, None)
+    if key is None or key.revoked or not key.is_valid(raw) or key.has_expired or not user.is_active:
+        failed = limiter.hit(address)
+        raise KeyRefused(None if failed.allowed else failed.retry_after)
+    if not known:
+        blocked = limiter.peek(address)
+        if not blocked.allowed:
+            raise KeyRefused(blocked.retry_after)
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+        key_cache.touch(prefix, now)
+    return key, user
 
 
 def _rate_limited(retry_after: int) -> errors.RateLimited:

@@ -24,10 +24,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from django.http import HttpRequest
-from django.utils import timezone
 
-from accounts.authentication import LAST_USED_RESOLUTION, _load, failure_limiter
-from accounts.key_cache import key_cache
+from accounts.authentication import KeyRefused, api_key_verify
 from accounts.models import Account, AccountStatus, ApiKey
 from accounts.signing import signing_secret_decrypt
 from binance_api import errors
@@ -119,36 +117,17 @@ def api_key(request: HttpRequest) -> tuple[ApiKey, Any]:
     raw = request.META.get("HTTP_X_MBX_APIKEY", "").strip()
     if not raw or not _KEY.match(raw):
         raise errors.bad_api_key_format()
-    limiter, address = failure_limiter(), client_address(request)
-    prefix, dot, _secret = raw.partition(".")
-    known = bool(dot and prefix) and key_cache.holds(prefix)
-    found = key_cache.get(prefix, lambda: _load(prefix)) if dot and prefix else None
-    key, user = found if found is not None else (None, None)
-    if key is None or key.revoked or not key.is_valid(raw) or key.has_expired or not user.is_active:
-        failed = limiter.hit(address)
-        if not failed.allowed:
+    try:
+        return api_key_verify(raw=raw, address=client_address(request))
+    except KeyRefused as refused:
+        if refused.retry_after is not None:
             raise errors.BinanceError(
                 -1003,
                 "Too many failed authentication attempts; retry later.",
                 status=429,
-                retry_after=failed.retry_after,
-            )
-        raise errors.rejected_api_key()
-    if not known:
-        blocked = limiter.peek(address)
-        if not blocked.allowed:
-            raise errors.BinanceError(
-                -1003,
-                "Too many failed authentication attempts; retry later.",
-                status=429,
-                retry_after=blocked.retry_after,
-            )
-    now = timezone.now()
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        key.last_used_at = now
-        key_cache.touch(prefix, now)
-    return key, user
+                retry_after=refused.retry_after,
+            ) from None
+        raise errors.rejected_api_key() from None
 
 
 def verify_signature(*, key: ApiKey, params: Params) -> None:
