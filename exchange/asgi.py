@@ -4,7 +4,8 @@ gunicorn's native ASGI worker (``exchange/gunicorn_worker.py``) reads every conn
 or idle client costs a socket, never a thread. Each complete request is then handed to Django:
 
 * ``ROUTES``: (path prefix, ASGI app) pairs for endpoints that are asynchronous by nature (server-sent event
-  streams, WebSockets); the first matching prefix wins. The live streams of streams/sse.py are here.
+  streams, WebSockets); the first matching prefix wins. The live streams of streams/sse.py are here: relayed to
+  the stream server that ``serve`` runs (streams/proxy.py, streams/server.py), or served in this process.
 * everything else goes to the Django WSGI application through ``a2wsgi.WSGIMiddleware``, which runs it on a pool
   of ``WEB_THREADS`` threads per worker, once the request body has arrived (read on the event loop, so a slow
   upload holds no thread). Not Django's own ASGI handler: measured on this machine it serves about a
@@ -31,9 +32,12 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 from binance_api import ws as binance_ws  # noqa: E402
-from streams import sse  # noqa: E402 - after Django is set up by exchange.wsgi
+from streams import proxy, sse  # noqa: E402 - after Django is set up by exchange.wsgi
 
-ROUTES: list[tuple[str, ASGIApp]] = [(path, sse.app) for path in sse.PATHS]
+# The live streams (streams/sse.py): relayed to the stream server when ``serve`` runs one, else served here.
+ROUTES: list[tuple[str, ASGIApp]] = [
+    (path, proxy.app if settings.STREAM_SERVER_SOCKET else sse.app) for path in sse.PATHS
+]
 # Binance's WebSocket streams and WebSocket API (binance_api/ws.py).
 ROUTES += [(path, binance_ws.app) for path in binance_ws.PATHS]
 
@@ -83,23 +87,11 @@ def _declared_length(scope: Scope) -> int:
     return 0
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    """Django sets itself up at import and closes connections per request; the stream hub (streams/hub.py)
-    starts with the worker, so events are stamped and delivered (and the audit hand-off runs) from the start."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            sse.startup()
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            sse.shutdown()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
-        await _lifespan(receive, send)
+        # With a stream server (serve's default) the workers relay the stream paths and run no hub of their own
+        # (the Binance WebSocket streams start one when the first of them opens).
+        await sse.lifespan(receive, send, with_hub=not settings.STREAM_SERVER_SOCKET)
         return
     path = scope.get("path", "")
     for prefix, app in ROUTES:

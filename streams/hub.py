@@ -60,6 +60,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
 from exchange.leader import role_key
+from risk.positions import PositionTracker
 from streams import rendering
 from streams.outbox import CHANNEL
 from streams.rendering import Published
@@ -234,8 +235,10 @@ class Hub:
         self._wake = threading.Event()
         self.delivered = 0  # the highest seq handed to subscribers
         self.books = rendering.BookState()
+        self.positions = PositionTracker()
         self._listen_conn: Any = None
         self._last_prune = 0.0
+        self._last_look = 0.0
         self._stats = {"batches": 0, "rows": 0, "events": 0, "fetch_s": 0.0, "render_s": 0.0, "offer_s": 0.0}
         self._stats_at = time.monotonic()
         self.forwarder: Any = None  # the audit hand-off (streams/audit.py), when configured
@@ -331,6 +334,7 @@ class Hub:
             busy = self._busy()
             if new_rows:
                 stamp()
+            self._last_look = time.monotonic()
             self._deliver()
             self._housekeeping()
             new_rows = self._wait() if busy else self._idle_wait()
@@ -383,7 +387,7 @@ class Hub:
                 ) -> bool:
                     return any(s.filter.wants(topic, account_pk, market_pk) for s in subs)
 
-                events = rendering.render(raws, wanted=wanted, books=self.books)
+                events = rendering.render(raws, wanted=wanted, books=self.books, positions=self.positions)
                 t2 = time.perf_counter()
                 self._stats["render_s"] += t2 - t1
                 for sub in subs:
@@ -432,6 +436,10 @@ class Hub:
             self._wake.clear()
             return True
         channels = {n.channel for n in self._listen_conn.notifies(timeout=self.poll, stop_after=1)}
+        # Under load: let the commits of one window gather, so one look covers them (a bounded delay).
+        pause = self._last_look + settings.STREAM_BATCH_WINDOW - time.monotonic()
+        if channels and pause > 0:
+            self._stop.wait(pause)
         # Drain what else arrived meanwhile: one look at the outbox covers them all.
         channels |= {n.channel for n in self._listen_conn.notifies(timeout=0, stop_after=1000)}
         return not channels or CHANNEL in channels
@@ -491,6 +499,8 @@ class Stream:
         self.hub, self.filter, self.after = hub, flt, after
         self.sub: Subscription | None = None
         self.cursor = 0
+        self._replayed = False
+        self._failure: BaseException | None = None
 
     async def start(self) -> Stream:
         if not self.hub._ready.is_set():
@@ -509,26 +519,48 @@ class Stream:
         return self._events()
 
     async def _events(self) -> AsyncIterator[Published]:
-        assert self.sub is not None, "start() the stream first"
-        after, flt, sub = self.after, self.filter, self.sub
         try:
-            if after is not None and after[0] < sub.cursor:
-                for event in await asyncio.to_thread(replay, flt, after=after, until=sub.cursor):
-                    yield event
             while True:
-                item = await sub.queue.get()
-                if isinstance(item, BaseException):
-                    raise item
-                if isinstance(item, Gap):
-                    start = max(after, (item.after, 0)) if after is not None else (item.after, 0)
-                    for event in await asyncio.to_thread(replay, flt, after=start, until=item.until):
-                        yield event
-                    continue
-                if after is not None and item.position <= after:
-                    continue
-                yield item
+                for event in await self.batch():
+                    yield event
         finally:
             self.close()
+
+    async def batch(self) -> list[Published]:
+        """The next events, in order: at least one (waiting for it), and every other one already queued, so a
+        sender writes them together. Raises ``SlowConsumer`` / ``HubStopped`` (after the events before it)."""
+        assert self.sub is not None, "start() the stream first"
+        sub, flt = self.sub, self.filter
+        if self._failure is not None:
+            raise self._failure
+        out: list[Published] = []
+        if not self._replayed:
+            self._replayed = True
+            if self.after is not None and self.after[0] < sub.cursor:
+                out += await asyncio.to_thread(replay, flt, after=self.after, until=sub.cursor)
+        while not out:
+            items = [await sub.queue.get()]
+            while not sub.queue.empty():
+                items.append(sub.queue.get_nowait())
+            for item in items:
+                if isinstance(item, BaseException):
+                    self._failure = item
+                    break
+                if isinstance(item, Gap):
+                    start = (item.after, 0)
+                    if self.after is not None:
+                        start = max(self.after, start)
+                    out += await asyncio.to_thread(replay, flt, after=start, until=item.until)
+                elif self.after is None or item.position > self.after:
+                    out.append(item)
+            if self._failure is not None and not out:
+                raise self._failure
+        return out
+
+    def interrupt(self, exc: BaseException) -> None:
+        """End the stream from its own event loop (its client left): ``batch`` raises ``exc``."""
+        if self.sub is not None:
+            self.sub.queue.put_nowait(exc)
 
 
 ROW_TOPICS = frozenset({rendering.ORDER, rendering.FILL, rendering.BALANCE})

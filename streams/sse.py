@@ -351,13 +351,12 @@ async def _stream(spec: Spec, receive: Receive, send: Send, headers: list[tuple[
     )
     OPEN_STREAMS.labels(spec.stream).inc()
     sent = 0
-    gone = asyncio.Event()
 
     async def watch() -> None:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                gone.set()
+                stream.interrupt(ClientGone())
                 return
 
     watcher = asyncio.create_task(watch())
@@ -365,7 +364,6 @@ async def _stream(spec: Spec, receive: Receive, send: Send, headers: list[tuple[
     if task is not None:
         _open.add(task)
     reason = "client_closed"
-    events = stream.__aiter__()
     try:
         await send({"type": "http.response.body", "body": b"retry: 1000\n\n", "more_body": True})
         first = spec.first
@@ -388,47 +386,34 @@ async def _stream(spec: Spec, receive: Receive, send: Send, headers: list[tuple[
             )
             sent += 1
         heartbeat = settings.STREAM_HEARTBEAT
-        pending: asyncio.Task[Published] | None = None
-        while not gone.is_set():
-            if pending is None:
-                pending = asyncio.ensure_future(events.__anext__())
-            waiter = asyncio.ensure_future(gone.wait())
-            done, _ = await asyncio.wait({pending, waiter}, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            if pending in done:
-                task_done, pending = pending, None
-                try:
-                    event = task_done.result()
-                except SlowConsumer:
-                    reason = "slow_consumer"
-                    await _final(
-                        send,
-                        "slow_consumer",
-                        "The client fell too far behind; resume from the last id.",
-                        sent_id(stream),
-                    )
-                    return reason, sent
-                except HubStopped:
-                    reason = "shutting_down"
-                    await _final(send, "shutting_down", "The service is stopping; reconnect.", sent_id(stream))
-                    return reason, sent
-                if versions and _older_than_shown(event.payload, versions):
-                    continue
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": _event(event.id, event.name, event.payload, as_numbers=spec.numbers),
-                        "more_body": True,
-                    }
-                )
-                stream.last_id = event.id  # type: ignore[attr-defined]
-                sent += 1
-                EVENTS_SENT.labels(spec.stream).inc()
-            elif not done:
+        while True:
+            try:
+                events = await asyncio.wait_for(stream.batch(), timeout=heartbeat)
+            except TimeoutError:
                 await send({"type": "http.response.body", "body": b": heartbeat\n\n", "more_body": True})
-        if pending is not None:
-            pending.cancel()
-        return reason, sent
+                continue
+            except ClientGone:
+                return reason, sent
+            except SlowConsumer:
+                reason = "slow_consumer"
+                await _final(
+                    send, "slow_consumer", "The client fell too far behind; resume from the last id.", sent_id(stream)
+                )
+                return reason, sent
+            except HubStopped:
+                reason = "shutting_down"
+                await _final(send, "shutting_down", "The service is stopping; reconnect.", sent_id(stream))
+                return reason, sent
+            if versions:
+                events = [e for e in events if not _older_than_shown(e.payload, versions)]
+            if not events:
+                continue
+            # One write for what was queued together, each event encoded once for all of its subscribers.
+            body = b"".join(_wire(e, spec.numbers) for e in events)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+            stream.last_id = events[-1].id  # type: ignore[attr-defined]
+            sent += len(events)
+            EVENTS_SENT.labels(spec.stream).inc(len(events))
     except (OSError, asyncio.CancelledError):
         reason = "client_closed"
         return reason, sent
@@ -441,6 +426,17 @@ async def _stream(spec: Spec, receive: Receive, send: Send, headers: list[tuple[
         stream.close()
         with contextlib.suppress(Exception):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class ClientGone(Exception):
+    """The client closed its stream."""
+
+
+def _wire(event: Published, as_numbers: bool) -> bytes:
+    body = event.wire.get(as_numbers)
+    if body is None:
+        body = event.wire[as_numbers] = _event(event.id, event.name, event.payload, as_numbers=as_numbers)
+    return body
 
 
 def _versions(orders: list[dict[str, Any]]) -> dict[str, datetime]:
@@ -481,6 +477,21 @@ async def _final(send: Send, code: str, message: str, last_id: str | None) -> No
     )
 
 
+async def lifespan(receive: Receive, send: Send, *, with_hub: bool) -> None:
+    """The ASGI lifespan of a process serving streams: ``with_hub``, the stream hub starts with it, so events are
+    stamped and delivered (and the audit hand-off runs) from the start."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            if with_hub:
+                startup()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            shutdown()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 def startup() -> None:
     """Worker start: the hub delivers from now on (and hands events to the audit correlator when configured)."""
     from streams import audit
@@ -491,5 +502,9 @@ def startup() -> None:
 
 
 def shutdown() -> None:
-    """SIGTERM: every stream of this process ends now with a final event (the hub tells each subscriber)."""
+    """SIGTERM: every stream of this process ends now with a final event (the hub tells each subscriber; the relay
+    ends each relayed stream)."""
+    from streams import proxy
+
+    proxy.shutdown()
     hub().stop(timeout=0)

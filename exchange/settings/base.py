@@ -415,6 +415,14 @@ STREAM_QUEUE_SIZE = env.int("STREAM_QUEUE_SIZE", default=10000)
 STREAM_RETENTION = _duration_seconds("STREAM_RETENTION", "24h")
 # Lifetime of the signed stream tokens a browser EventSource passes in the query string.
 STREAM_TOKEN_TTL = _duration_seconds("STREAM_TOKEN_TTL", "5m")
+# ``serve`` runs the instance's streams in a stream server of their own (streams/server.py), which the web workers
+# relay the stream paths to over a Unix socket (set for them by serve in STREAM_SERVER_SOCKET); off: every web
+# worker serves the streams of its own connections with a hub of its own.
+STREAM_SERVER_ENABLED = env.bool("STREAM_SERVER_ENABLED", default=True)
+STREAM_SERVER_SOCKET = env.str("STREAM_SERVER_SOCKET", default="")
+# After a wake-up a hub lane waits until this long has passed since its last look, so that under load one look
+# (one stamping, one read, one rendering) covers the commits of this window instead of each commit its own.
+STREAM_BATCH_WINDOW = _duration_seconds("STREAM_BATCH_WINDOW", "20ms")
 # Browser origins allowed to call the API (the dashboard: http://localhost:3002), comma separated.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_HEADERS = (

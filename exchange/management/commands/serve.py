@@ -1,7 +1,9 @@
 """Run the whole service: migrations, demo data on an empty database, HTTP (gunicorn) and gRPC together.
 
-This process supervises: it serves gRPC health itself and runs gunicorn, the risk monitor
-(``manage.py risk_monitor``) and the price engine (``manage.py run_market``) as child processes. On SIGTERM or
+This process supervises: it serves gRPC health itself and runs gunicorn, the stream server (a gunicorn of one worker
+on a Unix socket that serves every live stream of the instance, streams/server.py; the web workers relay the stream
+paths to it), the risk monitor (``manage.py risk_monitor``) and the price engine (``manage.py run_market``) as
+child processes. On SIGTERM or
 SIGINT it flips gRPC health to NOT_SERVING, asks gunicorn to stop gracefully (in-flight requests finish),
 stops gRPC with a grace period, and exits 0 within a bounded time.
 """
@@ -68,25 +70,18 @@ class Command(BaseCommand):
         )
         grpc_server.start()
         metrics_dir, own_metrics_dir = _metrics_directory()
+        child_env = dict(os.environ) | {
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", ""),
+            "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        }
+        streams = StreamServer(child_env) if settings.STREAM_SERVER_ENABLED else None
+        if streams is not None:
+            streams.start()
+            child_env["STREAM_SERVER_SOCKET"] = streams.socket_path
 
         gunicorn = subprocess.Popen(  # fixed argv, no shell
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                "python:exchange.gunicorn_conf",
-                "--bind",
-                f"{options['host']}:{options['http_port']}",
-                "--workers",
-                str(options["workers"]),
-                "exchange.asgi:application",
-            ],
-            env=os.environ
-            | {
-                "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", ""),
-                "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
-            },
+            _gunicorn(f"{options['host']}:{options['http_port']}", options["workers"], "exchange.asgi:application"),
+            env=child_env,
         )
         logger.info(
             "service_started",
@@ -111,12 +106,16 @@ class Command(BaseCommand):
                 logger.error("http_server_exited", returncode=gunicorn.returncode)
                 exit_code = 1
                 break
+            if streams is not None:
+                streams.check()
 
         deadline = time.monotonic() + options["shutdown_timeout"]
         for hook in before_stop_hooks():
             hook()
         # NOT_SERVING first, so health-checking balancers stop routing to us while requests drain.
         grpc_server.health.enter_graceful_shutdown()
+        if streams is not None:
+            streams.terminate()  # every stream ends with a final event; the relays in the workers end with them
         if gunicorn.poll() is None:
             gunicorn.send_signal(signal.SIGTERM)  # gunicorn: graceful stop, in-flight requests finish
             try:
@@ -125,6 +124,8 @@ class Command(BaseCommand):
                 logger.error("http_server_kill", reason="graceful stop timed out")
                 gunicorn.kill()
                 gunicorn.wait()
+        if streams is not None:
+            streams.wait(max(1.0, deadline - time.monotonic() - 1))
         grpc_server.stop(grace=max(0.5, min(5.0, deadline - time.monotonic())))
         if own_metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -132,6 +133,64 @@ class Command(BaseCommand):
         sys.stdout.flush()
         if exit_code:
             sys.exit(exit_code)
+
+
+def _gunicorn(bind: str, workers: int, app: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:exchange.gunicorn_conf",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        app,
+    ]
+
+
+class StreamServer:
+    """The instance's stream server: gunicorn with one worker on a Unix socket in a directory of this user's only
+    (so only this instance's workers reach it), restarted with a growing pause if it exits while serving."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.directory = tempfile.mkdtemp(prefix="exchange-streams-")  # mode 0700
+        self.socket_path = os.path.join(self.directory, "streams.sock")
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pause, self.restart_at = 1.0, 0.0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(  # fixed argv, no shell
+            _gunicorn(f"unix:{self.socket_path}", 1, "streams.server:application"), env=self.env
+        )
+        logger.info("stream_server_started", pid=self.proc.pid)
+
+    def check(self) -> None:
+        if self.proc is None or self.proc.poll() is None:
+            return
+        now = time.monotonic()
+        if not self.restart_at:
+            logger.error("stream_server_exited", returncode=self.proc.returncode, restart_in_s=self.pause)
+            self.restart_at = now + self.pause
+        elif now >= self.restart_at:
+            self.restart_at, self.pause = 0.0, min(30.0, self.pause * 2)
+            self.start()
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> None:
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                logger.error("stream_server_kill", reason="graceful stop timed out")
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def _metrics_directory() -> tuple[str, bool]:

@@ -1,0 +1,50 @@
+"""The stream server: the process ``manage.py serve`` runs beside the web workers to serve every live stream of the
+instance (docs/streams.md). A gunicorn of one worker (the same ASGI worker class) on a Unix socket, running this
+application: the server-sent event endpoints of streams/sse.py and the stream hub, which renders each committed
+event once for all of the instance's subscribers. The web workers relay the stream paths here (streams/proxy.py).
+
+The client's address comes in ``X-Exchange-Peer`` from the relay (the socket sits in a directory only this user
+can open, so nothing else can set it); API-key failures count against it as they would in a web worker.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings.local")
+django.setup()
+
+from streams import sse  # noqa: E402 - after Django is set up
+from streams.proxy import PEER_HEADER, Receive, Scope, Send  # noqa: E402
+
+
+async def application(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        await sse.lifespan(receive, send, with_hub=True)
+        return
+    if scope["type"] != "http":
+        return
+    peer = next((value for name, value in scope.get("headers", []) if name == PEER_HEADER), None)
+    if peer is not None:
+        scope = dict(scope)
+        scope["client"] = (peer.decode("latin-1"), 0)
+    path = scope.get("path", "")
+    if any(path.startswith(prefix) for prefix in sse.PATHS):
+        await sse.app(scope, receive, send)
+        return
+    await _not_found(send)
+
+
+async def _not_found(send: Send) -> None:
+    body: Any = b'{"error": {"code": "not_found", "message": "No such stream.", "details": {}}}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 404,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
