@@ -161,19 +161,28 @@ class _Event:
     # A fill: (base, quote, side, quantity, quote_amount, fee); a transfer: (asset, signed amount)
     trade: tuple[str, str, str, Decimal, Decimal, Decimal] | None = field(compare=False, default=None)
     transfer: tuple[str, Decimal] | None = field(compare=False, default=None)
+    fill_pk: int = field(compare=False, default=0)
 
 
-def _events(account_pks: list[int] | None, assets: list[str]) -> list[_Event]:
+def _events(
+    account_pks: list[int] | None, assets: list[str], *, fills_after: int = 0, entries_after: int = 0
+) -> list[_Event]:
     """Fills and non-trade ledger movements of the accounts (None: every account), in ledger order. One account's
-    entries are serialized by its balance row locks, so their ids are in the order they happened."""
+    entries are serialized by its balance row locks, so their ids (and its fills' ids) are in the order they
+    happened. ``fills_after`` / ``entries_after``: only fills / non-trade entries with a higher id."""
     trades = Fill.objects.all()
     postings = Posting.objects.filter(asset_id__in=assets, account__isnull=False, entry__trade__isnull=True)
     if account_pks is not None:
         trades = trades.filter(account_id__in=account_pks)
         postings = postings.filter(account_id__in=account_pks)
+    if fills_after:
+        trades = trades.filter(id__gt=fills_after)
+    if entries_after:
+        postings = postings.filter(entry_id__gt=entries_after)
     events = [
-        _Event(entry_pk, account_pk, created_at, trade=(base, quote, side, quantity, quote_amount, fee))
-        for entry_pk, account_pk, created_at, base, quote, side, quantity, quote_amount, fee in trades.values_list(
+        _Event(entry_pk, account_pk, created_at, trade=(base, quote, side, quantity, quote_amount, fee), fill_pk=pk)
+        for pk, entry_pk, account_pk, created_at, base, quote, side, quantity, quote_amount, fee in trades.values_list(
+            "id",
             "trade__journal_entry_id",
             "account_id",
             "created_at",
@@ -279,6 +288,86 @@ def _apply(event: _Event, book: Any, history: UsdPriceHistory, assets: set[str])
             position.dispose(quote_amount + fee, (quote_amount + fee) * rate)
         else:
             position.acquire(quote_amount - fee, (quote_amount - fee) * rate)
+
+
+class PositionTracker:
+    """Positions kept up to date between reads, for a reader that asks again and again (the stream hub): the first
+    read of an account walks its whole history, like ``positions_for``; every later one applies only the fills and
+    transfers committed since, in ledger order, to the cost books it kept. Sound because one account's entries are
+    serialized by its balance row locks: a fill or entry of the account committed after a read has a higher id
+    than every one that read saw (``_events``). Quantities and current prices are read anew every time.
+    ``tests/risk/test_position_tracker.py`` checks it against ``positions_for`` step by step."""
+
+    def __init__(self) -> None:
+        self._books: dict[int, dict[str, Position]] = {}
+        self._fill_mark: dict[int, int] = {}  # account pk -> the highest fill id applied
+        self._entry_mark: dict[int, int] = {}  # account pk -> the highest non-trade entry id applied
+        self._uuids: dict[int, uuid.UUID] = {}
+
+    def positions(self, account_pks: list[int]) -> dict[tuple[int, str], Position]:
+        """(account pk, asset) -> position, for every position asset of the accounts (flat ones included)."""
+        assets = position_assets()
+        pks = sorted(set(account_pks))
+        if not pks:
+            return {}
+        fresh = [pk for pk in pks if pk not in self._books]
+        known = [pk for pk in pks if pk in self._books]
+        missing_uuids = [pk for pk in pks if pk not in self._uuids]
+        if missing_uuids:
+            self._uuids.update(Account.objects.filter(pk__in=missing_uuids).values_list("pk", "account_id"))
+        events: list[_Event] = []
+        if fresh:
+            for pk in fresh:
+                self._books[pk], self._fill_mark[pk], self._entry_mark[pk] = {}, 0, 0
+            events += _events(fresh, assets)
+        if known:
+            later = _events(
+                known,
+                assets,
+                fills_after=min(self._fill_mark[pk] for pk in known),
+                entries_after=min(self._entry_mark[pk] for pk in known),
+            )
+            events += [e for e in later if self._new(e)]
+        if events:
+            events.sort()
+            needs_rates = {e.trade[1] for e in events if e.trade} | {e.transfer[0] for e in events if e.transfer}
+            history = UsdPriceHistory(
+                assets=needs_rates - CASH_ASSETS,
+                since=min(e.created_at for e in events),
+                until=max(e.created_at for e in events),
+            )
+            for event in events:
+                _apply(event, self._book, history, set(assets))
+                if event.trade:
+                    self._fill_mark[event.account_pk] = max(self._fill_mark[event.account_pk], event.fill_pk)
+                else:
+                    self._entry_mark[event.account_pk] = max(self._entry_mark[event.account_pk], event.entry_pk)
+        totals = {
+            (account_pk, asset): available + locked
+            for account_pk, asset, available, locked in Balance.objects.filter(
+                account_id__in=pks, asset_id__in=assets
+            ).values_list("account_id", "asset_id", "available", "locked")
+        }
+        current = usd_prices() or {}
+        out = {}
+        for pk in pks:
+            for asset in assets:
+                position = self._book(pk, asset)
+                position.quantity = totals.get((pk, asset), ZERO)
+                position.current_price = current.get(asset)
+                out[(pk, asset)] = position
+        return out
+
+    def _new(self, event: _Event) -> bool:
+        if event.trade:
+            return event.fill_pk > self._fill_mark[event.account_pk]
+        return event.entry_pk > self._entry_mark[event.account_pk]
+
+    def _book(self, account_pk: int, code: str) -> Position:
+        books = self._books[account_pk]
+        if code not in books:
+            books[code] = Position(account_id=self._uuids.get(account_pk, uuid.UUID(int=0)), asset=code)
+        return books[code]
 
 
 # --- selectors used by the API ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import json
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -53,6 +53,8 @@ class Published:
     market_pk: int | None
     payload: dict[str, Any]
     created_at: datetime
+    # The event as sent, per number format: encoded once however many subscribers it goes to (streams/sse.py).
+    wire: dict[bool, bytes] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     @property
     def id(self) -> str:
@@ -149,6 +151,12 @@ def market_of(pk: int) -> Any:
     return _markets[pk]
 
 
+def market_model() -> Any:
+    from markets.models import Market
+
+    return Market
+
+
 def _preload(raws: list[Raw]) -> None:
     from accounts.models import Account
     from markets.models import Market
@@ -162,24 +170,39 @@ def _preload(raws: list[Raw]) -> None:
 
 
 # --- the resources -----------------------------------------------------------------------------------------------
-def _orders(raws: list[Raw]) -> list[Published]:
-    from orders.models import Fill, Order
+def _load_fills(order_pks: list[int], fill_pks: list[int]) -> tuple[dict[int, list[Any]], dict[int, Any]]:
+    """The fills of the orders and the fills themselves, in one query: (order pk -> its fills in id order, fill
+    pk -> fill)."""
+    from django.db.models import Q
+
+    from orders.models import Fill
+
+    by_order: dict[int, list[Any]] = defaultdict(list)
+    by_id: dict[int, Any] = {}
+    if not order_pks and not fill_pks:
+        return by_order, by_id
+    for fill in (
+        Fill.objects.filter(Q(order_id__in=order_pks) | Q(id__in=fill_pks))
+        .select_related("order", "trade", "trade__journal_entry")
+        .order_by("id")
+    ):
+        by_id[fill.pk] = fill
+        if fill.order_id is not None:
+            by_order[fill.order_id].append(fill)
+    return by_order, by_id
+
+
+def _orders(raws: list[Raw], fills: dict[int, list[Any]]) -> list[Published]:
+    from orders.models import Order
     from orders.rendering import order_json
 
     orders = _rows(Order, raws)
-    fills: dict[int, list[Any]] = defaultdict(list)
-    for fill in (
-        Fill.objects.filter(order_id__in=[o.pk for o in orders if o is not None])
-        .select_related("trade", "trade__journal_entry")
-        .order_by("id")
-    ):
-        fills[fill.order_id].append(fill)
     out = []
     for raw, order in zip(raws, orders, strict=True):
         if order is None:
             continue
         order.market, order.account = market_of(order.market_id), account_of(order.account_id)
-        own = [f for f in fills[order.pk] if f.created_at <= order.updated_at]
+        own = [f for f in fills.get(order.pk, ()) if f.created_at <= order.updated_at]
         out.append(
             Published(raw.seq, 0, ORDER, "order", raw.account_pk, raw.market_pk, order_json(order, own), raw.created_at)
         )
@@ -213,11 +236,7 @@ def fill_json(fill: Any) -> dict[str, Any]:
     }
 
 
-def _fills(raws: list[Raw]) -> list[Published]:
-    from orders.models import Fill
-
-    ids = [r.data["id"] for r in raws]
-    rows = Fill.objects.select_related("order", "trade", "trade__journal_entry").in_bulk(ids)
+def _fills(raws: list[Raw], rows: dict[int, Any]) -> list[Published]:
     out = []
     for r in raws:
         fill = rows.get(r.data["id"])
@@ -228,19 +247,32 @@ def _fills(raws: list[Raw]) -> list[Published]:
     return out
 
 
+def trade_json(trade: Any) -> dict[str, Any]:
+    """``{"symbol": ..., **TapeTradeOut(trade).data}``, field for field, without a DRF serializer per trade
+    (tests/streams checks they agree)."""
+    from ledger.selectors import asset_map
+    from orders.rendering import _iso, _uuid
+
+    assets = asset_map()
+    market = market_of(trade.market_id)
+    return {
+        "symbol": market.symbol,
+        "trade_id": _uuid(trade.trade_id),
+        "price": format_amount(trade.price, assets[market.quote_asset_id].decimals),
+        "quantity": format_amount(trade.quantity, assets[market.base_asset_id].decimals),
+        "taker_side": trade.taker_side,
+        "executed_at": _iso(trade.created_at),
+    }
+
+
 def _trades(raws: list[Raw]) -> list[Published]:
-    from markets.serializers import TapeTradeOut
     from orders.models import Trade
 
-    ids = [r.data["id"] for r in raws]
-    rows = Trade.objects.select_related("market").in_bulk(ids)
     out = []
-    for r in raws:
-        trade = rows.get(r.data["id"])
+    for r, trade in zip(raws, _rows(Trade, raws), strict=True):
         if trade is None:
             continue
-        payload = {"symbol": trade.market.symbol, **TapeTradeOut(trade).data}
-        out.append(Published(r.seq, 0, TRADE, "trade", None, r.market_pk, payload, r.created_at))
+        out.append(Published(r.seq, 0, TRADE, "trade", None, r.market_pk, trade_json(trade), r.created_at))
     return out
 
 
@@ -272,13 +304,17 @@ def position_json(account_pk: int, asset: str) -> dict[str, Any]:
     return dict(PositionOut(position).data)
 
 
-def positions_json(keys: set[tuple[int, str]]) -> dict[tuple[int, str], dict[str, Any]]:
-    """The positions of several (account pk, asset) at once: one ``positions_for`` (a fixed number of queries
-    however many accounts) instead of one per position."""
+def positions_json(keys: set[tuple[int, str]], tracker: Any = None) -> dict[tuple[int, str], dict[str, Any]]:
+    """The positions of several (account pk, asset) at once. With a ``tracker`` (risk.positions.PositionTracker,
+    the hub's): only what changed since its last read is applied. Without (a replay): ``positions_for``, a fixed
+    number of queries however many accounts."""
     from markets.selectors import usd_prices
     from risk.position_apis import PositionOut
     from risk.positions import Position, positions_for
 
+    if tracker is not None:
+        current = tracker.positions([pk for pk, _asset in keys])
+        return {key: dict(PositionOut(current[key]).data) for key in keys}
     accounts = [account_of(pk) for pk in sorted({pk for pk, _asset in keys})]
     by_uuid = {a.account_id: a.pk for a in accounts}
     found = {(by_uuid[p.account_id], p.asset): p for p in positions_for(accounts=accounts) if p.account_id in by_uuid}
@@ -294,7 +330,7 @@ def positions_json(keys: set[tuple[int, str]]) -> dict[tuple[int, str], dict[str
     return out
 
 
-def _balances(raws: list[Raw], wanted: Wanted) -> list[Published]:
+def _balances(raws: list[Raw], wanted: Wanted, tracker: Any = None) -> list[Published]:
     from accounts.models import Balance
     from risk.positions import position_assets
 
@@ -308,7 +344,7 @@ def _balances(raws: list[Raw], wanted: Wanted) -> list[Published]:
         for raw, b in rows
         if b is not None and b.asset_id in tracked and wanted(POSITION, raw.account_pk, None)
     }
-    positions = positions_json(set(last_change)) if last_change else {}
+    positions = positions_json(set(last_change), tracker) if last_change else {}
     for raw, balance in rows:
         if balance is None:
             continue
@@ -380,7 +416,11 @@ def _markets_changed(raws: list[Raw], wanted: Wanted, books: BookState | None) -
     last: dict[int, Raw] = {}
     for raw in raws:
         if raw.market_pk is not None:
-            _markets.pop(raw.market_pk, None)  # its reference price or status changed: read it again
+            # Its reference price or status changed: the row as it committed (PostgreSQL), or read it again.
+            if connection.vendor == "postgresql" and "symbol" in raw.data:
+                _markets[raw.market_pk] = _instance(market_model(), raw.data)
+            else:
+                _markets.pop(raw.market_pk, None)
             last[raw.market_pk] = raw
     out = []
     for market_pk, raw in last.items():
@@ -394,8 +434,11 @@ def _markets_changed(raws: list[Raw], wanted: Wanted, books: BookState | None) -
     return out
 
 
-def render(raws: list[Raw], *, wanted: Wanted, books: BookState | None = None) -> list[Published]:
-    """The events of ``raws`` somebody wants, in (seq, sub) order."""
+def render(
+    raws: list[Raw], *, wanted: Wanted, books: BookState | None = None, positions: Any = None
+) -> list[Published]:
+    """The events of ``raws`` somebody wants, in (seq, sub) order. ``books`` and ``positions`` (a
+    risk.positions.PositionTracker): the state a hub lane keeps between batches."""
     if not raws:
         return []
     _preload(raws)
@@ -406,10 +449,12 @@ def render(raws: list[Raw], *, wanted: Wanted, books: BookState | None = None) -
     orders = [r for r in by_topic["order"] if wanted(ORDER, r.account_pk, r.market_pk)]
     fills = [r for r in by_topic["fill"] if wanted(FILL, r.account_pk, r.market_pk)]
     trades = [r for r in by_topic["trade"] if wanted(TRADE, None, r.market_pk)]
-    out += _orders(orders) if orders else []
-    out += _fills(fills) if fills else []
+    if orders or fills:
+        by_order, by_id = _load_fills([r.data["id"] for r in orders], [r.data["id"] for r in fills])
+        out += _orders(orders, by_order) if orders else []
+        out += _fills(fills, by_id) if fills else []
     out += _trades(trades) if trades else []
-    out += _balances(by_topic["balance"], wanted) if by_topic["balance"] else []
+    out += _balances(by_topic["balance"], wanted, positions) if by_topic["balance"] else []
     out += _markets_changed(by_topic["market"], wanted, books) if by_topic["market"] else []
     out.sort(key=lambda p: p.position)
     return out
