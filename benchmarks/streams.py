@@ -76,7 +76,7 @@ async def _subscriber(
     )
     await writer.drain()
     buffer = b""
-    head_done = False
+    head_done = counted = False
     try:
         while not stop.is_set():
             try:
@@ -96,9 +96,15 @@ async def _subscriber(
                     out.append(["status", head.split(b"\r\n", 1)[0].decode()])
                     return
                 head_done = True
+                if spec["stream"] not in FIRST_EVENT:
+                    counted = True
+                    opened.append(1)
+            if not counted and b"\nid: " in b"\n" + buffer:
+                # Its first event (the current list, or the book) has come: what it shows is not expected again.
+                counted = True
                 opened.append(1)
-                if len(opened) >= ready_target[0]:
-                    ready.set()
+            if counted and len(opened) >= ready_target[0]:
+                ready.set()
             *blocks, buffer = buffer.split(b"\n\n")
             for block in blocks:
                 event_id = name = None
@@ -114,6 +120,9 @@ async def _subscriber(
 
 
 ready_target = [0]
+# Streams that begin with the current state (the orders, the positions, the book): a subscriber counts as open once
+# that has arrived, so the phase's changes all come after it.
+FIRST_EVENT = {"orders", "positions", "market"}
 
 
 def _subscribers_main(port: int, specs: list[dict[str, Any]], conn: Any) -> None:

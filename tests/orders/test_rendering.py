@@ -51,3 +51,43 @@ def test_order_json_is_order_out_for_every_kind_of_order(alice, bob, operator_us
             request=services.OrderRequest(account=account, market=market, **fields), actor=account.owner
         )
         assert order_json(placed.order, placed.fills) == OrderOut(placed.order, context={"fills": placed.fills}).data
+
+
+def test_the_streams_trade_and_fill_renderers_are_the_rest_serializers(alice, bob, operator_user):
+    """streams/rendering.py renders a market's trades (GET /markets/{symbol}/trades) and an account's fills
+    (GET /trades) by hand, once per event: field for field what the serializers render, also as read back from the
+    outbox rows the changes wrote."""
+    from markets.serializers import TapeTradeOut
+    from orders.models import Fill, Trade
+    from orders.serializers import TradeOut
+    from streams.hub import stamp
+    from streams.rendering import _rows, fetch, fill_json, market_of, trade_json
+
+    for asset, amount in {"BTC": "40", "ETH": "400", "USD": "4000000", "USDT": "4000000"}.items():
+        account_services.house_fund(asset=asset, amount=amount, actor=operator_user)
+    alice_account = make_account(owner=alice, label="a", funds={"BTC": "2", "ETH": "5"})
+    bob_account = make_account(owner=bob, label="b", funds={"USD": "100000"})
+    btc, eth_btc = Market.objects.get(symbol="BTC-USD"), Market.objects.get(symbol="ETH-BTC")
+    for account, market, fields in [
+        (alice_account, btc, {"side": "sell", "order_type": "limit", "price": D("65010.00"), "quantity": D("0.3")}),
+        (bob_account, btc, {"side": "buy", "order_type": "market", "quantity": D("0.5")}),  # alice's, then the house
+        (alice_account, eth_btc, {"side": "sell", "order_type": "market", "quantity": D("1.5")}),
+    ]:
+        services.order_place(
+            request=services.OrderRequest(account=account, market=market, **fields), actor=account.owner
+        )
+    trades = list(Trade.objects.select_related("market").order_by("id"))
+    assert len(trades) == 3
+    for trade in trades:
+        assert trade_json(trade) == {"symbol": trade.market.symbol, **TapeTradeOut(trade).data}
+    stamp()
+    raws = fetch(after=0, where="topic = 'trade'")
+    assert [r.data["id"] for r in raws] == [t.pk for t in trades]
+    for trade, from_outbox in zip(trades, _rows(Trade, raws), strict=True):
+        assert trade_json(from_outbox) == trade_json(trade)
+    fills = list(Fill.objects.select_related("order", "trade", "trade__journal_entry", "account", "market"))
+    assert len(fills) >= 4
+    for fill in fills:
+        expected = TradeOut(fill).data
+        fill.market = market_of(fill.market_id)
+        assert fill_json(fill) == expected
