@@ -2,7 +2,8 @@
 ``signature`` of the request's exact parameters with a ``timestamp`` inside ``recvWindow``.
 
 * The API key is one of ours (``<prefix>.<secret>``, the key ``/api/v1`` takes too), checked against its hash through
-  the same per-process key cache; failed attempts count against the client's address like ``/api/v1``'s.
+  the same per-process key cache; failed attempts count against the client's address like ``/api/v1``'s (and
+  the WebSocket API's ``apiKey``, binance_api/ws.py: one budget per address).
 * The signature is HMAC-SHA256, in hex, keyed by the key's signing secret (accounts/signing.py, decrypted in memory
   only) over ``totalParams``: the query string followed by the request body, exactly as sent, without the
   ``signature`` parameter itself (it may be in either). Nothing is re-encoded, so any client's encoding verifies.
@@ -120,14 +121,20 @@ def api_key(request: HttpRequest) -> tuple[ApiKey, Any]:
     try:
         return api_key_verify(raw=raw, address=client_address(request))
     except KeyRefused as refused:
-        if refused.retry_after is not None:
-            raise errors.BinanceError(
-                -1003,
-                "Too many failed authentication attempts; retry later.",
-                status=429,
-                retry_after=refused.retry_after,
-            ) from None
-        raise errors.rejected_api_key() from None
+        raise key_refused(refused) from None
+
+
+def key_refused(refused: KeyRefused) -> errors.BinanceError:
+    """Binance's answer to a refused key, on /api/v3 and the WebSocket API alike: -2015, or -1003 (429) while the
+    address is over its failure limit."""
+    if refused.retry_after is not None:
+        return errors.BinanceError(
+            -1003,
+            "Too many failed authentication attempts; retry later.",
+            status=429,
+            retry_after=refused.retry_after,
+        )
+    return errors.rejected_api_key()
 
 
 def verify_signature(*, key: ApiKey, params: Params) -> None:
