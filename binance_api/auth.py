@@ -163,30 +163,27 @@ def verify_signature(*, key: ApiKey, params: Params) -> None:
         raise errors.bad_signature()
 
 
-# The account behind a key, by the key's account row id: (account row id, public id, owner id, label).
-_ACCOUNTS: dict[int, tuple[int, Any, int, str]] = {}
-
-
 def key_account(*, key: ApiKey, user: Any) -> Account:
     """The account the key trades: its own, else the user's default (oldest not closed). An Account carrying its
-    identity only (its status is checked again under a lock by every money movement)."""
+    identity only (its status is checked again under a lock by every money movement).
+
+    A key's own account comes loaded with the key (accounts.authentication._load), so it is cached exactly as long
+    as the key is, not in a per-process map by row id that would outlive the row (a recreated row, or on SQLite an
+    id reused after a rollback, kept answering another account's public id)."""
     if key.account_id is not None:
-        identity = _ACCOUNTS.get(key.account_id)
-        if identity is None:
-            row = Account.objects.filter(pk=key.account_id).values_list("id", "account_id", "owner_id", "label").first()
-            if row is None:
-                raise errors.unauthorized()
-            identity = _ACCOUNTS[key.account_id] = row
+        account = key.account
+        identity = (account.pk, account.account_id, account.owner_id, account.label)
     else:
-        identity = (
+        found = (
             Account.objects.filter(owner=user)
             .exclude(status=AccountStatus.CLOSED)
             .order_by("id")
             .values_list("id", "account_id", "owner_id", "label")
             .first()
         )
-        if identity is None:
+        if found is None:
             raise errors.unauthorized()
+        identity = found
     pk, account_id, owner_id, label = identity
     if owner_id != user.pk:
         raise errors.unauthorized()
