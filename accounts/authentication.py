@@ -38,7 +38,9 @@ def failure_limiter() -> Limiter:
 
 
 def _load(prefix: str) -> tuple[ApiKey, Any] | None:
-    key = ApiKey.objects.select_related("user").filter(prefix=prefix, revoked=False).first()
+    # With the key's own account (a Binance-style key trades one, binance_api.auth.key_account): no query of its
+    # own, and held exactly as long as the key is.
+    key = ApiKey.objects.select_related("user", "account").filter(prefix=prefix, revoked=False).first()
     return (key, key.user) if key is not None else None
 
 

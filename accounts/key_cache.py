@@ -113,6 +113,9 @@ class KeyCache:
             cached = loaded
         key, user = _copy(cached[0]), _copy(cached[1])
         key._state.fields_cache["user"] = user
+        if "account" in cached[0]._state.fields_cache:  # loaded with the key (accounts.authentication._load)
+            account = cached[0]._state.fields_cache["account"]
+            key._state.fields_cache["account"] = None if account is None else _copy(account)
         return key, user
 
     def holds(self, prefix: str) -> bool:

@@ -2,7 +2,8 @@
 ``signature`` of the request's exact parameters with a ``timestamp`` inside ``recvWindow``.
 
 * The API key is one of ours (``<prefix>.<secret>``, the key ``/api/v1`` takes too), checked against its hash through
-  the same per-process key cache; failed attempts count against the client's address like ``/api/v1``'s.
+  the same per-process key cache; failed attempts count against the client's address like ``/api/v1``'s (and
+  the WebSocket API's ``apiKey``, binance_api/ws.py: one budget per address).
 * The signature is HMAC-SHA256, in hex, keyed by the key's signing secret (accounts/signing.py, decrypted in memory
   only) over ``totalParams``: the query string followed by the request body, exactly as sent, without the
   ``signature`` parameter itself (it may be in either). Nothing is re-encoded, so any client's encoding verifies.
@@ -120,14 +121,20 @@ def api_key(request: HttpRequest) -> tuple[ApiKey, Any]:
     try:
         return api_key_verify(raw=raw, address=client_address(request))
     except KeyRefused as refused:
-        if refused.retry_after is not None:
-            raise errors.BinanceError(
-                -1003,
-                "Too many failed authentication attempts; retry later.",
-                status=429,
-                retry_after=refused.retry_after,
-            ) from None
-        raise errors.rejected_api_key() from None
+        raise key_refused(refused) from None
+
+
+def key_refused(refused: KeyRefused) -> errors.BinanceError:
+    """Binance's answer to a refused key, on /api/v3 and the WebSocket API alike: -2015, or -1003 (429) while the
+    address is over its failure limit."""
+    if refused.retry_after is not None:
+        return errors.BinanceError(
+            -1003,
+            "Too many failed authentication attempts; retry later.",
+            status=429,
+            retry_after=refused.retry_after,
+        )
+    return errors.rejected_api_key()
 
 
 def verify_signature(*, key: ApiKey, params: Params) -> None:
@@ -156,30 +163,27 @@ def verify_signature(*, key: ApiKey, params: Params) -> None:
         raise errors.bad_signature()
 
 
-# The account behind a key, by the key's account row id: (account row id, public id, owner id, label).
-_ACCOUNTS: dict[int, tuple[int, Any, int, str]] = {}
-
-
 def key_account(*, key: ApiKey, user: Any) -> Account:
     """The account the key trades: its own, else the user's default (oldest not closed). An Account carrying its
-    identity only (its status is checked again under a lock by every money movement)."""
+    identity only (its status is checked again under a lock by every money movement).
+
+    A key's own account comes loaded with the key (accounts.authentication._load), so it is cached exactly as long
+    as the key is, not in a per-process map by row id that would outlive the row (a recreated row, or on SQLite an
+    id reused after a rollback, kept answering another account's public id)."""
     if key.account_id is not None:
-        identity = _ACCOUNTS.get(key.account_id)
-        if identity is None:
-            row = Account.objects.filter(pk=key.account_id).values_list("id", "account_id", "owner_id", "label").first()
-            if row is None:
-                raise errors.unauthorized()
-            identity = _ACCOUNTS[key.account_id] = row
+        account = key.account
+        identity = (account.pk, account.account_id, account.owner_id, account.label)
     else:
-        identity = (
+        found = (
             Account.objects.filter(owner=user)
             .exclude(status=AccountStatus.CLOSED)
             .order_by("id")
             .values_list("id", "account_id", "owner_id", "label")
             .first()
         )
-        if identity is None:
+        if found is None:
             raise errors.unauthorized()
+        identity = found
     pk, account_id, owner_id, label = identity
     if owner_id != user.pk:
         raise errors.unauthorized()

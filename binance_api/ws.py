@@ -37,6 +37,7 @@ from django.db import close_old_connections, connection
 
 from binance_api import errors
 from binance_api.auth import DEFAULT_RECV_WINDOW, MAX_RECV_WINDOW, now_ms
+from exchange.ratelimit import scope_client_address
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -126,21 +127,17 @@ def _kline(market_pk: int, interval: str) -> Any:
     return found[-1] if found else None
 
 
-def _key_for_ws_api(api_key: str) -> Any:
-    from accounts.authentication import _load
-    from accounts.key_cache import key_cache
+def _key_for_ws_api(api_key: str, address: str) -> tuple[Any, int]:
+    """The key and account pk of a WebSocket API request's ``apiKey``: the check /api/v3 makes, counting failures
+    against the same budget of the caller's address (accounts.authentication.api_key_verify). Raises BinanceError."""
+    from accounts.authentication import KeyRefused, api_key_verify
+    from binance_api.auth import key_account, key_refused
 
-    prefix, dot, _ = api_key.partition(".")
-    found = key_cache.get(prefix, lambda: _load(prefix)) if dot and prefix else None
-    if found is None:
-        return None
-    key, user = found
-    if key.revoked or key.has_expired or not user.is_active or not key.is_valid(api_key):
-        return None
-    from binance_api.auth import key_account
-
-    account = key_account(key=key, user=user)
-    return key, account.pk
+    try:
+        key, user = api_key_verify(raw=api_key, address=address)
+    except KeyRefused as refused:
+        raise key_refused(refused) from None
+    return key, key_account(key=key, user=user).pk
 
 
 # --- rendering ----------------------------------------------------------------------------------------------------
@@ -496,7 +493,11 @@ class Connection:
             else:
                 raise errors.BinanceError(-1100, f"Unknown method '{str(method)[:60]}'.")
         except errors.BinanceError as exc:
-            await self.send({"id": ident, "status": exc.status, "error": {"code": exc.code, "msg": exc.msg}})
+            error: dict[str, Any] = {"code": exc.code, "msg": exc.msg}
+            if exc.retry_after is not None:
+                # A WebSocket answer has no Retry-After header: Binance puts when to retry (ms) in its data.
+                error["data"] = {"serverTime": now_ms(), "retryAfter": now_ms() + exc.retry_after * 1000}
+            await self.send({"id": ident, "status": exc.status, "error": error})
 
     async def _verify_ws_api(self, params: dict[str, Any]) -> int:
         """A signed WebSocket API request: HMAC-SHA256 over its parameters but the signature, sorted by name."""
@@ -518,10 +519,7 @@ class Connection:
             raise errors.timestamp_ahead()
         if server - timestamp > recv_window:
             raise errors.timestamp_outside_window()
-        found = await _db(_key_for_ws_api, api_key)
-        if found is None:
-            raise errors.rejected_api_key()
-        key, account_pk = found
+        key, account_pk = await _db(_key_for_ws_api, api_key, scope_client_address(self.scope))
         from accounts.signing import signing_secret_decrypt
 
         secret = signing_secret_decrypt(key.signing_secret_encrypted)

@@ -178,8 +178,20 @@ def client_address(request: Any) -> str:
     write, so it is read only with ``TRUST_X_FORWARDED_FOR`` on (a proxy we run sits in front and appends the
     address it saw), and then its last entry, the one our proxy wrote."""
     meta = request.META
+    return _address(meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR", ""))
+
+
+def scope_client_address(scope: Any) -> str:
+    """``client_address`` of an ASGI connection (a WebSocket's): its ``client`` is what a2wsgi hands Django as
+    ``REMOTE_ADDR``, so a caller has one address, and one failure budget, whichever way it connects."""
+    peer = scope.get("client") or (None, 0)
+    forwarded = b",".join(value for name, value in scope.get("headers") or () if name.lower() == b"x-forwarded-for")
+    return _address(peer[0], forwarded.decode("latin-1"))
+
+
+def _address(remote: Any, forwarded_for: str) -> str:
     if settings.TRUST_X_FORWARDED_FOR:
-        forwarded = [part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        forwarded = [part.strip() for part in forwarded_for.split(",") if part.strip()]
         if forwarded:
             return forwarded[-1]
-    return str(meta.get("REMOTE_ADDR") or "unknown")
+    return str(remote or "unknown")

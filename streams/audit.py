@@ -41,36 +41,41 @@ _TYPES = {
 }
 
 
-def audit_event(raw: Raw) -> dict[str, Any] | None:
-    """The audit event of an order row, or None when the row is not an order's change worth reporting."""
-    from streams.rendering import account_of, market_of
+def audit_events(raws: list[Raw]) -> list[dict[str, Any]]:
+    """The audit events of the order changes among ``raws``. Each order as its change left it, read the way the
+    streams read it (``rendering._rows``: from the row the change wrote on PostgreSQL; on SQLite, whose triggers
+    store only the id, the row as it is now)."""
+    from orders.models import Order
+    from streams.rendering import _rows, account_of, market_of
 
-    if raw.topic != "order":
-        return None
-    data = raw.data
-    status = data.get("status")
-    event_type = _TYPES.get(status)
-    if event_type is None:
-        return None
-    if event_type == "order_filled" and data.get("created_at") == data.get("updated_at"):
-        event_type = "order_placed"  # placed and filled at once: one report of the placement, with its status
-    symbol = market_of(data["market_id"]).symbol if data.get("market_id") else None
-    account = account_of(data["account_id"]).account_id if data.get("account_id") else None
-    reason = f" ({data.get('reject_reason')})" if status == "rejected" else ""
-    return {
-        "event_type": event_type,
-        "source": settings.SERVICE_INSTANCE_NAME,
-        "message": f"order {data.get('order_id')} {status}{reason}: {data.get('side')} {symbol}",
-        "timestamp": raw.created_at.isoformat(),
-        "correlation_id": str(data.get("order_id")),
-        "request_id": None,
-        "order_id": str(data.get("order_id")),
-        "client_order_id": data.get("client_order_id"),
-        "account_id": str(account) if account else None,
-        "symbol": symbol,
-        "side": data.get("side"),
-        "status": status,
-    }
+    changes = [raw for raw in raws if raw.topic == "order"]
+    out = []
+    for raw, order in zip(changes, _rows(Order, changes), strict=True):
+        event_type = _TYPES.get(order.status) if order is not None else None
+        if event_type is None:
+            continue
+        if event_type == "order_filled" and order.created_at == order.updated_at:
+            event_type = "order_placed"  # placed and filled at once: one report of the placement, with its status
+        symbol = market_of(order.market_id).symbol if order.market_id else None
+        account = account_of(order.account_id).account_id if order.account_id else None
+        reason = f" ({order.reject_reason})" if order.status == "rejected" else ""
+        out.append(
+            {
+                "event_type": event_type,
+                "source": settings.SERVICE_INSTANCE_NAME,
+                "message": f"order {order.order_id} {order.status}{reason}: {order.side} {symbol}",
+                "timestamp": raw.created_at.isoformat(),
+                "correlation_id": str(order.order_id),
+                "request_id": None,
+                "order_id": str(order.order_id),
+                "client_order_id": order.client_order_id,
+                "account_id": str(account) if account else None,
+                "symbol": symbol,
+                "side": order.side,
+                "status": order.status,
+            }
+        )
+    return out
 
 
 class Forwarder:
@@ -90,10 +95,7 @@ class Forwarder:
         """From the hub's thread: queue the audit events of ``raws`` (never waits)."""
         if not self.leadership.is_leader():
             return
-        for raw in raws:
-            event = audit_event(raw)
-            if event is None:
-                continue
+        for event in audit_events(raws):
             try:
                 self.queue.put_nowait(event)
             except queue.Full:

@@ -124,3 +124,20 @@ def test_while_the_listener_is_down_nothing_is_answered_from_memory(cache_on):
         assert key.prefix not in cache_on._entries  # read from the database, not kept
     finally:
         cache_on._listening.set()
+
+
+def test_a_cached_key_brings_its_own_account_without_a_query(cache_on, django_assert_num_queries):
+    """A Binance-style key trades one account (binance_api.auth.key_account): it is cached with the key, a copy
+    per request like the key and its user."""
+    from accounts.authentication import api_key_verify
+
+    user = UserFactory(username="hana")
+    account = make_account(owner=user, label="bot")
+    _key, plain = api_key_create(user=user, name="hana", scopes=["trade"], account=account)
+    first, _user = api_key_verify(raw=plain, address="192.0.2.10")
+    assert first.account.account_id == account.account_id
+
+    with django_assert_num_queries(0):
+        key, _user = api_key_verify(raw=plain, address="192.0.2.10")
+        assert key.account.account_id == account.account_id and key.account.owner_id == user.pk
+    assert key.account is not first.account
