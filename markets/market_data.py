@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Max, Min, Sum
+from django.db.models import Max, Min, Q, Sum
 from django.utils import timezone
 
 from ledger.models import LedgerAccount, LedgerAccountKind
@@ -166,6 +166,94 @@ def ticker_get(*, market: Market) -> Ticker:
         change_percent=change,
         timestamp=now,
     )
+
+
+def market_views(
+    *, markets: list[Market], depth: int = 20, tickers: bool = True
+) -> dict[int, tuple[BookView, Ticker | None]]:
+    """The books (and 24-hour tickers) of several markets, read in one snapshot with a fixed number of queries
+    (one per market for the last trade) instead of about twenty per market: field for field what ``book_get`` and
+    ``ticker_get`` answer for each (tests/markets/test_market_views.py). The stream hub computes the markets that
+    changed in a batch of events with it."""
+    from orders.models import RESTING_STATUSES, Order, Trade
+
+    pks = sorted({m.pk for m in markets})
+    now = timezone.now()
+    out: dict[int, tuple[BookView, Ticker | None]] = {}
+    if not pks:
+        return out
+    with _snapshot():
+        fresh = Market.objects.in_bulk(pks)
+        inventory = house_inventory(*sorted({a for m in fresh.values() for a in (m.base_asset_id, m.quote_asset_id)}))
+        resting: dict[tuple[int, str], list[tuple[Decimal, Decimal]]] = defaultdict(list)
+        for market_id, side, price, quantity in (
+            Order.objects.filter(market_id__in=pks, status__in=RESTING_STATUSES)
+            .values("market_id", "side", "price")
+            .annotate(quantity=Sum("remaining_quantity"))
+            .order_by()
+            .values_list("market_id", "side", "price", "quantity")
+        ):
+            resting[(market_id, side)].append((price, quantity))
+        stats: dict[int, dict[str, Any]] = {}
+        firsts: dict[int, Decimal] = {}
+        lasts: dict[int, Decimal | None] = {}
+        if tickers:
+            window = Candle.objects.filter(market_id__in=pks, open_time__gte=now - timedelta(hours=24))
+            stats = {
+                row["market_id"]: row
+                for row in window.values("market_id")
+                .annotate(
+                    high=Max("high"),
+                    low=Min("low"),
+                    volume=Sum("volume"),
+                    quote=Sum("quote_volume"),
+                    n=Sum("trades"),
+                    first_time=Min("open_time"),
+                )
+                .order_by()
+            }
+            if stats:
+                first_of = Q()
+                for market_id, row in stats.items():
+                    first_of |= Q(market_id=market_id, open_time=row["first_time"])
+                firsts = dict(Candle.objects.filter(first_of).values_list("market_id", "open"))
+            for pk in pks:
+                lasts[pk] = Trade.objects.filter(market_id=pk).order_by("-id").values_list("price", flat=True).first()
+    for pk in pks:
+        market = fresh[pk]
+        house_bids, house_asks = house_ladder(
+            ladder_settings(market),
+            base_inventory=inventory.get(market.base_asset_id, ZERO),
+            quote_inventory=inventory.get(market.quote_asset_id, ZERO),
+        )
+        customer_bids = sorted(resting[(pk, "buy")], key=lambda level: level[0], reverse=True)[:depth]
+        customer_asks = sorted(resting[(pk, "sell")], key=lambda level: level[0])[:depth]
+        bids = _merge("buy", house_bids, customer_bids, depth=depth)
+        asks = _merge("sell", house_asks, customer_asks, depth=depth)
+        book = BookView(market.symbol, market.book_sequence, now, bids, asks)
+        ticker = None
+        if tickers:
+            row = stats.get(pk) or {}
+            first, last = firsts.get(pk), lasts[pk]
+            change = None
+            if first and last is not None:
+                change = ((last - first) / first * 100).quantize(Decimal("0.01"))
+            ticker = Ticker(
+                symbol=market.symbol,
+                last=last,
+                bid=bids[0][0] if bids else None,
+                ask=asks[0][0] if asks else None,
+                open=first,
+                high=row.get("high"),
+                low=row.get("low"),
+                volume=row.get("volume") or ZERO,
+                quote_volume=row.get("quote") or ZERO,
+                trades=row.get("n") or 0,
+                change_percent=change,
+                timestamp=now,
+            )
+        out[pk] = (book, ticker)
+    return out
 
 
 @dataclass
