@@ -42,6 +42,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import Q
+
 from accounts.models import Account, ApiKey, Balance
 from accounts.selectors import account_get, account_list, actor_sees_all
 from exchange import errors
@@ -161,28 +163,20 @@ class _Event:
     # A fill: (base, quote, side, quantity, quote_amount, fee); a transfer: (asset, signed amount)
     trade: tuple[str, str, str, Decimal, Decimal, Decimal] | None = field(compare=False, default=None)
     transfer: tuple[str, Decimal] | None = field(compare=False, default=None)
-    fill_pk: int = field(compare=False, default=0)
 
 
-def _events(
-    account_pks: list[int] | None, assets: list[str], *, fills_after: int = 0, entries_after: int = 0
-) -> list[_Event]:
+def _events(account_pks: list[int] | None, assets: list[str]) -> list[_Event]:
     """Fills and non-trade ledger movements of the accounts (None: every account), in ledger order. One account's
-    entries are serialized by its balance row locks, so their ids (and its fills' ids) are in the order they
-    happened. ``fills_after`` / ``entries_after``: only fills / non-trade entries with a higher id."""
+    entries are serialized by its balance row locks, so their ids (and its fills' and postings' ids) are in the
+    order they happened."""
     trades = Fill.objects.all()
     postings = Posting.objects.filter(asset_id__in=assets, account__isnull=False, entry__trade__isnull=True)
     if account_pks is not None:
         trades = trades.filter(account_id__in=account_pks)
         postings = postings.filter(account_id__in=account_pks)
-    if fills_after:
-        trades = trades.filter(id__gt=fills_after)
-    if entries_after:
-        postings = postings.filter(entry_id__gt=entries_after)
     events = [
-        _Event(entry_pk, account_pk, created_at, trade=(base, quote, side, quantity, quote_amount, fee), fill_pk=pk)
-        for pk, entry_pk, account_pk, created_at, base, quote, side, quantity, quote_amount, fee in trades.values_list(
-            "id",
+        _Event(entry_pk, account_pk, created_at, trade=(base, quote, side, quantity, quote_amount, fee))
+        for entry_pk, account_pk, created_at, base, quote, side, quantity, quote_amount, fee in trades.values_list(
             "trade__journal_entry_id",
             "account_id",
             "created_at",
@@ -290,18 +284,34 @@ def _apply(event: _Event, book: Any, history: UsdPriceHistory, assets: set[str])
             position.acquire(quote_amount - fee, (quote_amount - fee) * rate)
 
 
+NEAR = 50_000  # ids: accounts whose marks are this close to the newest one are read with one range together
+
+
+def _after_marks(marks: dict[int, int], pks: list[int]) -> Q:
+    """Rows of the accounts after their marks: the accounts read recently in one ``account IN (...) AND id >``
+    range (cheap to build and to run: the newest rows of the table), each of the others from its own mark on
+    through its (account, id) index. The caller drops the rows at or below an account's own mark."""
+    top = max(marks[pk] for pk in pks)
+    near = [pk for pk in pks if top - marks[pk] <= NEAR]
+    condition = Q(account_id__in=near, id__gt=min(marks[pk] for pk in near))
+    for pk in pks:
+        if top - marks[pk] > NEAR:
+            condition |= Q(account_id=pk, id__gt=marks[pk])
+    return condition
+
+
 class PositionTracker:
     """Positions kept up to date between reads, for a reader that asks again and again (the stream hub): the first
     read of an account walks its whole history, like ``positions_for``; every later one applies only the fills and
     transfers committed since, in ledger order, to the cost books it kept. Sound because one account's entries are
-    serialized by its balance row locks: a fill or entry of the account committed after a read has a higher id
-    than every one that read saw (``_events``). Quantities and current prices are read anew every time.
+    serialized by its balance row locks: a fill or posting of the account committed after a read has a higher id
+    than every one of the account that read saw (``_events``). Quantities and current prices are read anew every time.
     ``tests/risk/test_position_tracker.py`` checks it against ``positions_for`` step by step."""
 
     def __init__(self) -> None:
         self._books: dict[int, dict[str, Position]] = {}
-        self._fill_mark: dict[int, int] = {}  # account pk -> the highest fill id applied
-        self._entry_mark: dict[int, int] = {}  # account pk -> the highest non-trade entry id applied
+        self._fill_mark: dict[int, int] = {}  # account pk -> the highest fill id read
+        self._posting_mark: dict[int, int] = {}  # account pk -> the highest posting id read
         self._uuids: dict[int, uuid.UUID] = {}
 
     def positions(self, account_pks: list[int]) -> dict[tuple[int, str], Position]:
@@ -310,24 +320,13 @@ class PositionTracker:
         pks = sorted(set(account_pks))
         if not pks:
             return {}
-        fresh = [pk for pk in pks if pk not in self._books]
-        known = [pk for pk in pks if pk in self._books]
         missing_uuids = [pk for pk in pks if pk not in self._uuids]
         if missing_uuids:
             self._uuids.update(Account.objects.filter(pk__in=missing_uuids).values_list("pk", "account_id"))
-        events: list[_Event] = []
-        if fresh:
-            for pk in fresh:
-                self._books[pk], self._fill_mark[pk], self._entry_mark[pk] = {}, 0, 0
-            events += _events(fresh, assets)
-        if known:
-            later = _events(
-                known,
-                assets,
-                fills_after=min(self._fill_mark[pk] for pk in known),
-                entries_after=min(self._entry_mark[pk] for pk in known),
-            )
-            events += [e for e in later if self._new(e)]
+        for pk in pks:
+            if pk not in self._books:  # first read: from the beginning of its history
+                self._books[pk], self._fill_mark[pk], self._posting_mark[pk] = {}, 0, 0
+        events = self._later_events(pks, assets)
         if events:
             events.sort()
             needs_rates = {e.trade[1] for e in events if e.trade} | {e.transfer[0] for e in events if e.transfer}
@@ -338,10 +337,6 @@ class PositionTracker:
             )
             for event in events:
                 _apply(event, self._book, history, set(assets))
-                if event.trade:
-                    self._fill_mark[event.account_pk] = max(self._fill_mark[event.account_pk], event.fill_pk)
-                else:
-                    self._entry_mark[event.account_pk] = max(self._entry_mark[event.account_pk], event.entry_pk)
         totals = {
             (account_pk, asset): available + locked
             for account_pk, asset, available, locked in Balance.objects.filter(
@@ -358,10 +353,59 @@ class PositionTracker:
                 out[(pk, asset)] = position
         return out
 
-    def _new(self, event: _Event) -> bool:
-        if event.trade:
-            return event.fill_pk > self._fill_mark[event.account_pk]
-        return event.entry_pk > self._entry_mark[event.account_pk]
+    def _later_events(self, pks: list[int], assets: list[str]) -> list[_Event]:
+        """The accounts' fills and transfers after their marks, which move on to what was read. Each account's
+        rows are found through its (account, id) indexes from its own mark, so a read costs what is new."""
+        fills, postings = _after_marks(self._fill_mark, pks), _after_marks(self._posting_mark, pks)
+        fills_from = {pk: self._fill_mark[pk] for pk in pks}  # rows come in any order: compare with the start
+        postings_from = {pk: self._posting_mark[pk] for pk in pks}
+        events = []
+        for pk, entry_pk, account_pk, created_at, base, quote, side, quantity, quote_amount, fee in (
+            Fill.objects.filter(fills)
+            .values_list(
+                "id",
+                "trade__journal_entry_id",
+                "account_id",
+                "created_at",
+                "market__base_asset_id",
+                "market__quote_asset_id",
+                "side",
+                "quantity",
+                "quote_amount",
+                "fee",
+            )
+            .iterator(chunk_size=5000)
+        ):
+            if pk <= fills_from[account_pk]:
+                continue  # read before (the query's range was another account's)
+            events.append(
+                _Event(entry_pk, account_pk, created_at, trade=(base, quote, side, quantity, quote_amount, fee))
+            )
+            self._fill_mark[account_pk] = max(self._fill_mark[account_pk], pk)
+        # Every posting moves the mark on (those of trades too, which are the fills' concern); the others are
+        # transfers, their available and locked lines of one entry netted as in ``_events``.
+        net: dict[tuple[int, int, str], list[Any]] = {}
+        for pk, entry_pk, account_pk, asset, amount, created_at, trade_pk in (
+            Posting.objects.filter(postings)
+            .values_list("id", "entry_id", "account_id", "asset_id", "amount", "entry__created_at", "entry__trade")
+            .iterator(chunk_size=5000)
+        ):
+            if pk <= postings_from[account_pk]:
+                continue
+            self._posting_mark[account_pk] = max(self._posting_mark[account_pk], pk)
+            if trade_pk is not None or asset not in assets:
+                continue
+            key = (entry_pk, account_pk, asset)
+            if key in net:
+                net[key][0] += amount
+            else:
+                net[key] = [amount, created_at]
+        events += [
+            _Event(entry_pk, account_pk, created_at, transfer=(asset, amount))
+            for (entry_pk, account_pk, asset), (amount, created_at) in net.items()
+            if amount != 0
+        ]
+        return events
 
     def _book(self, account_pk: int, code: str) -> Position:
         books = self._books[account_pk]

@@ -242,6 +242,9 @@ class Hub:
         self._stats = {"batches": 0, "rows": 0, "events": 0, "fetch_s": 0.0, "render_s": 0.0, "offer_s": 0.0}
         self._stats_at = time.monotonic()
         self.forwarder: Any = None  # the audit hand-off (streams/audit.py), when configured
+        # The lane of this process that stamps (None: this one). Another lane then only reads: it is woken by the
+        # stamper's notification, and one process's lanes do not take turns stamping the same commits.
+        self.stamper: Hub | None = None
 
     # lifecycle
     def start(self) -> Hub:
@@ -332,12 +335,17 @@ class Hub:
         new_rows = True
         while not self._stop.is_set():
             busy = self._busy()
-            if new_rows:
+            if new_rows and not self._stamped_elsewhere():
                 stamp()
             self._last_look = time.monotonic()
             self._deliver()
             self._housekeeping()
             new_rows = self._wait() if busy else self._idle_wait()
+
+    def _stamped_elsewhere(self) -> bool:
+        """Whether this process's stamping lane stamps what woke this one (it does while it delivers; idle, it
+        only looks once per poll interval)."""
+        return self.stamper is not None and self.stamper.running and self.stamper._busy()
 
     def _busy(self) -> bool:
         with self._lock:
@@ -381,21 +389,24 @@ class Hub:
                 subs = list(self._subs)
                 start = self.delivered
             if subs:
+                memo: dict[tuple[str, int | None, int | None], bool] = {}
 
                 def wanted(
-                    topic: str, account_pk: int | None, market_pk: int | None, subs: list[Subscription] = subs
+                    topic: str,
+                    account_pk: int | None,
+                    market_pk: int | None,
+                    subs: list[Subscription] = subs,
+                    memo: dict[tuple[str, int | None, int | None], bool] = memo,
                 ) -> bool:
-                    return any(s.filter.wants(topic, account_pk, market_pk) for s in subs)
+                    key = (topic, account_pk, market_pk)
+                    if key not in memo:
+                        memo[key] = any(s.filter.wants(topic, account_pk, market_pk) for s in subs)
+                    return memo[key]
 
                 events = rendering.render(raws, wanted=wanted, books=self.books, positions=self.positions)
                 t2 = time.perf_counter()
                 self._stats["render_s"] += t2 - t1
-                for sub in subs:
-                    mine = [
-                        e for e in events if e.seq > sub.cursor and sub.filter.wants(e.topic, e.account_pk, e.market_pk)
-                    ]
-                    if mine:
-                        _call(sub, sub.offer, mine)
+                _hand_out(subs, events)
                 self._stats["offer_s"] += time.perf_counter() - t2
             if self.forwarder is not None:
                 self.forwarder.offer(raws)
@@ -420,6 +431,11 @@ class Hub:
                 seconds=round(now - self._stats_at, 1),
                 subscribers=len(self._subs),
                 **{k: round(v, 3) if isinstance(v, float) else v for k, v in self._stats.items()},
+                render_parts={
+                    part: round(rendering.TIMINGS.pop((thread, part)), 3)
+                    for thread, part in list(rendering.TIMINGS)
+                    if thread == threading.current_thread().name
+                },
             )
             self._stats = dict.fromkeys(self._stats, 0)
             self._stats["fetch_s"] = self._stats["render_s"] = self._stats["offer_s"] = 0.0
@@ -452,6 +468,34 @@ class Hub:
 
     def wake(self) -> None:
         self._wake.set()
+
+
+def _hand_out(subs: list[Subscription], events: list[Published]) -> None:
+    """Each subscriber's share of a batch, handed to its event loop: events indexed by account first (most
+    subscriptions are of a few accounts), and one wake-up per event loop for the whole batch."""
+    by_account: dict[int | None, list[Published]] = {}
+    for event in events:
+        by_account.setdefault(event.account_pk, []).append(event)
+    per_loop: dict[asyncio.AbstractEventLoop, list[tuple[Subscription, list[Published]]]] = {}
+    for sub in subs:
+        accounts = sub.filter.accounts
+        if accounts is None:
+            candidates = events
+        elif len(accounts) == 1:
+            candidates = by_account.get(next(iter(accounts)), [])
+        else:
+            candidates = sorted((e for a in accounts for e in by_account.get(a, ())), key=lambda e: e.position)
+        mine = [e for e in candidates if e.seq > sub.cursor and sub.filter.wants(e.topic, e.account_pk, e.market_pk)]
+        if mine:
+            per_loop.setdefault(sub.loop, []).append((sub, mine))
+    for loop, deliveries in per_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: its subscribers are gone
+            loop.call_soon_threadsafe(_offer_all, deliveries)
+
+
+def _offer_all(deliveries: list[tuple[Subscription, list[Published]]]) -> None:
+    for sub, events in deliveries:
+        sub.offer(events)
 
 
 def _call(sub: Subscription, fn: Any, *args: Any) -> None:
@@ -576,6 +620,7 @@ class Hubs:
     def __init__(self) -> None:
         self.rows = Hub(name="rows", sources=("order", "fill", "balance"))
         self.views = Hub(name="views", sources=("trade", "market", "balance"))
+        self.views.stamper = self.rows
         self.lanes = (self.rows, self.views)
 
     @property

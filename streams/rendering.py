@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from django.db import connection, models
@@ -181,15 +183,46 @@ def _load_fills(order_pks: list[int], fill_pks: list[int]) -> tuple[dict[int, li
     by_id: dict[int, Any] = {}
     if not order_pks and not fill_pks:
         return by_order, by_id
-    for fill in (
-        Fill.objects.filter(Q(order_id__in=order_pks) | Q(id__in=fill_pks))
-        .select_related("order", "trade", "trade__journal_entry")
-        .order_by("id")
+    # Plain values, not model instances with three related ones each: what the renderers read, at a fraction of
+    # the cost.
+    for row in (
+        Fill.objects.filter(Q(order_id__in=order_pks) | Q(id__in=fill_pks)).order_by("id").values_list(*_FILL_FIELDS)
     ):
+        values = dict(zip(_FILL_FIELDS, row, strict=True))
+        fill = SimpleNamespace(
+            pk=values["id"],
+            trade=SimpleNamespace(
+                trade_id=values.pop("trade__trade_id"),
+                reference_price=values.pop("trade__reference_price"),
+                journal_entry=SimpleNamespace(entry_id=values.pop("trade__journal_entry__entry_id")),
+            ),
+            order=SimpleNamespace(order_id=values.pop("order__order_id")),
+            **values,
+        )
         by_id[fill.pk] = fill
         if fill.order_id is not None:
             by_order[fill.order_id].append(fill)
     return by_order, by_id
+
+
+_FILL_FIELDS = (
+    "id",
+    "order_id",
+    "account_id",
+    "market_id",
+    "side",
+    "liquidity",
+    "price",
+    "quantity",
+    "quote_amount",
+    "fee",
+    "fee_asset_id",
+    "created_at",
+    "trade__trade_id",
+    "trade__reference_price",
+    "trade__journal_entry__entry_id",
+    "order__order_id",
+)
 
 
 def _orders(raws: list[Raw], fills: dict[int, list[Any]]) -> list[Published]:
@@ -304,6 +337,51 @@ def position_json(account_pk: int, asset: str) -> dict[str, Any]:
     return dict(PositionOut(position).data)
 
 
+def position_out(position: Any) -> dict[str, Any]:
+    """``PositionOut(position).data``, field for field, without a DRF serializer per position (tests/streams
+    checks they agree)."""
+    from ledger.selectors import asset_map
+    from risk.position_apis import _usd
+
+    return {
+        "position_id": position.position_id,
+        "account_id": str(position.account_id),
+        "asset": position.asset,
+        "side": position.side,
+        "quantity": format_amount(position.quantity, asset_map()[position.asset].decimals),
+        "entry_price": _usd(position.entry_price),
+        "current_price": _usd(position.current_price),
+        "unrealized_pnl": _usd(position.unrealized_pnl),
+        "realized_pnl": _usd(position.realized_pnl),
+        "quote_asset": "USD",
+    }
+
+
+def ticker_out(ticker: Any, market: Any) -> dict[str, Any]:
+    """``TickerOut(ticker, context={"market": market}).data``, field for field, without a DRF serializer
+    (tests/streams checks they agree)."""
+    from ledger.selectors import asset_map
+    from orders.rendering import _iso
+
+    assets = asset_map()
+    quote = assets[market.quote_asset_id].decimals if market.quote_asset_id in assets else None
+    base = assets[market.base_asset_id].decimals if market.base_asset_id in assets else None
+    return {
+        "symbol": ticker.symbol,
+        "last": format_amount(ticker.last, quote),
+        "bid": format_amount(ticker.bid, quote),
+        "ask": format_amount(ticker.ask, quote),
+        "open": format_amount(ticker.open, quote),
+        "high": format_amount(ticker.high, quote),
+        "low": format_amount(ticker.low, quote),
+        "volume": format_amount(ticker.volume, base),
+        "quote_volume": format_amount(ticker.quote_volume, quote),
+        "trades": int(ticker.trades),
+        "change_percent": format_amount(ticker.change_percent),
+        "timestamp": _iso(ticker.timestamp),
+    }
+
+
 def positions_json(keys: set[tuple[int, str]], tracker: Any = None) -> dict[tuple[int, str], dict[str, Any]]:
     """The positions of several (account pk, asset) at once. With a ``tracker`` (risk.positions.PositionTracker,
     the hub's): only what changed since its last read is applied. Without (a replay): ``positions_for``, a fixed
@@ -314,7 +392,7 @@ def positions_json(keys: set[tuple[int, str]], tracker: Any = None) -> dict[tupl
 
     if tracker is not None:
         current = tracker.positions([pk for pk, _asset in keys])
-        return {key: dict(PositionOut(current[key]).data) for key in keys}
+        return {key: position_out(current[key]) for key in keys}
     accounts = [account_of(pk) for pk in sorted({pk for pk, _asset in keys})]
     by_uuid = {a.account_id: a.pk for a in accounts}
     found = {(by_uuid[p.account_id], p.asset): p for p in positions_for(accounts=accounts) if p.account_id in by_uuid}
@@ -387,10 +465,13 @@ class BookState:
         with self.lock:
             self.bodies.pop(market_pk, None)
 
-    def changes(self, market_pk: int) -> dict[str, Any]:
+    def changes(self, market_pk: int, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The levels that changed since the book this state last showed, to ``body`` (the book now; computed
+        here when not given)."""
         with self.lock:
             old = self.bodies.get(market_pk)
-            body = self._compute(market_pk)
+            if body is None:
+                body = self._compute(market_pk)
             self.bodies[market_pk] = body
         before = {side: dict(old[side]) if old else {} for side in ("bids", "asks")}
         after = {side: dict(body[side]) for side in ("bids", "asks")}
@@ -401,14 +482,6 @@ class BookState:
             levels += [[p, "0"] for p in before[side] if p not in after[side]]
             changed[side] = levels
         return changed
-
-
-def ticker_json(market_pk: int) -> dict[str, Any]:
-    from markets import market_data
-    from markets.serializers import TickerOut
-
-    market = market_of(market_pk)
-    return dict(TickerOut(market_data.ticker_get(market=market), context={"market": market}).data)
 
 
 def _markets_changed(raws: list[Raw], wanted: Wanted, books: BookState | None) -> list[Published]:
@@ -422,16 +495,33 @@ def _markets_changed(raws: list[Raw], wanted: Wanted, books: BookState | None) -
             else:
                 _markets.pop(raw.market_pk, None)
             last[raw.market_pk] = raw
+    from markets import market_data
+    from markets.serializers import book_out
+
+    want_book = {pk for pk in last if books is not None and wanted(BOOK, None, pk)}
+    want_ticker = {pk for pk in last if wanted(TICKER, None, pk)}
+    # Every market of the batch at once: one snapshot, a fixed number of queries.
+    views = market_data.market_views(
+        markets=[market_of(pk) for pk in sorted(want_book | want_ticker)],
+        depth=books.depth if books is not None else 20,
+        tickers=bool(want_ticker),
+    )
     out = []
     for market_pk, raw in last.items():
-        if books is not None and wanted(BOOK, None, market_pk):
-            change = books.changes(market_pk)
+        market = market_of(market_pk)
+        if books is not None and market_pk in want_book:
+            change = books.changes(market_pk, book_out(views[market_pk][0], market))
             out.append(Published(raw.seq, 0, BOOK, "book", None, market_pk, change, raw.created_at))
         elif books is not None:
             books.forget(market_pk)  # nobody watched this change: the next subscriber's first book is computed anew
-        if wanted(TICKER, None, market_pk):
-            out.append(Published(raw.seq, 1, TICKER, "ticker", None, market_pk, ticker_json(market_pk), raw.created_at))
+        if market_pk in want_ticker:
+            ticker = ticker_out(views[market_pk][1], market)
+            out.append(Published(raw.seq, 1, TICKER, "ticker", None, market_pk, ticker, raw.created_at))
     return out
+
+
+# CPU seconds spent per (thread, part of ``render``) in this process (the hub's stats log lines report them).
+TIMINGS: defaultdict[tuple[str, str], float] = defaultdict(float)
 
 
 def render(
@@ -446,15 +536,29 @@ def render(
     for raw in raws:
         by_topic[raw.topic].append(raw)
     out: list[Published] = []
+    clock = time.thread_time()  # this thread's CPU: not the waits for the database or for the GIL
+
+    def took(part: str) -> None:
+        nonlocal clock
+        now = time.thread_time()
+        TIMINGS[(threading.current_thread().name, part)] += now - clock
+        clock = now
+
     orders = [r for r in by_topic["order"] if wanted(ORDER, r.account_pk, r.market_pk)]
     fills = [r for r in by_topic["fill"] if wanted(FILL, r.account_pk, r.market_pk)]
     trades = [r for r in by_topic["trade"] if wanted(TRADE, None, r.market_pk)]
     if orders or fills:
         by_order, by_id = _load_fills([r.data["id"] for r in orders], [r.data["id"] for r in fills])
+        took("fills_read")
         out += _orders(orders, by_order) if orders else []
+        took("orders")
         out += _fills(fills, by_id) if fills else []
+        took("fills")
     out += _trades(trades) if trades else []
+    took("trades")
     out += _balances(by_topic["balance"], wanted, positions) if by_topic["balance"] else []
+    took("balances_positions")
     out += _markets_changed(by_topic["market"], wanted, books) if by_topic["market"] else []
+    took("books_tickers")
     out.sort(key=lambda p: p.position)
     return out

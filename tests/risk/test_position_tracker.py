@@ -11,7 +11,9 @@ import pytest
 from accounts import services as account_services
 from markets.models import Market
 from markets.services import market_set_price
+from risk.position_apis import PositionOut
 from risk.positions import PositionTracker, positions_for
+from streams.rendering import position_out
 from tests.conftest import _client
 from tests.factories import make_account, make_key
 from tests.risk.test_positions import (
@@ -34,6 +36,8 @@ def agrees(tracker: PositionTracker, *accounts) -> int:
     walked = {(a.pk, p.asset): p for a in accounts for p in positions_for(accounts=[a])}
     for key, position in walked.items():
         assert {f: getattr(tracked[key], f) for f in FIELDS} == {f: getattr(position, f) for f in FIELDS}, key
+        # The streams render a position by hand: what the REST serializer renders.
+        assert position_out(tracked[key]) == PositionOut(position).data
     for key, position in tracked.items():
         if key not in walked:  # the walk lists no position that holds nothing and never realized anything
             assert (position.quantity, position.realized_pnl, position.units) == (0, 0, 0), key
