@@ -66,7 +66,7 @@ def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     require_postgres()
     redis = require_redis()  # the weight counters are shared by the workers through Redis
     tmp = tmp_path_factory.mktemp("binance")
-    with scratch_database_url(tmp_path_factory) as url:
+    with scratch_database_url(tmp_path_factory, migrated=True) as url:
         process = ServiceProcess(
             database_url=url,
             log_dir=tmp,

@@ -74,7 +74,7 @@ def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 def service(tmp_path_factory: pytest.TempPathFactory, page_server: tuple[str, Path]) -> Iterator[ServiceProcess]:
     origin, _root = page_server
     log_dir = tmp_path_factory.mktemp("dashboard-service")
-    with scratch_database_url(tmp_path_factory) as database_url:
+    with scratch_database_url(tmp_path_factory, migrated=True) as database_url:
         process = ServiceProcess(
             database_url=database_url,
             log_dir=log_dir,

@@ -104,7 +104,7 @@ def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Venue]:
     require_postgres()
     redis = require_redis()
     log_dir = tmp_path_factory.mktemp("chaos-service")
-    with scratch_database_url(tmp_path_factory) as url:
+    with scratch_database_url(tmp_path_factory, migrated=True) as url:
         process = ServiceProcess(
             database_url=url,
             log_dir=log_dir,
