@@ -125,7 +125,9 @@ def _until(browser: Any, script: str, timeout: float = 20.0) -> Any:
     raise AssertionError(f"timed out waiting for {script!r}: {browser.execute_script('return window.seen')}")
 
 
-def test_a_page_from_another_origin_streams_orders_and_reads_positions_as_numbers(browser, service, page_server):
+# The service before the browser: fixtures end in reverse order, so the browser (whose EventSource would reconnect
+# to a stopping service and hold its graceful shutdown up for gunicorn's whole timeout) quits first.
+def test_a_page_from_another_origin_streams_orders_and_reads_positions_as_numbers(service, browser, page_server):
     origin, root = page_server
     key = _keys(service)["demo-trader"]
     (root / "index.html").write_text(PAGE % {"base": service.base_url, "key": key})
