@@ -14,7 +14,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.support.logs import captured_log  # noqa: F401 - a fixture, for every test folder
-from tests.support.services import require_postgres, require_redis, scratch_database_url
+from tests.support.services import drop_migrated_template, require_postgres, require_redis, scratch_database_url
 
 _DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "postgres"}
 
@@ -74,6 +74,18 @@ def service_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     """An empty database for a service process the test starts (PostgreSQL in CI, SQLite locally)."""
     with scratch_database_url(tmp_path_factory) as url:
         yield url
+
+
+@pytest.fixture
+def migrated_service_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Like ``service_database_url``, but already migrated (a copy of the session's template database): for tests
+    of a running service rather than of its first start on an empty database, which is seconds faster."""
+    with scratch_database_url(tmp_path_factory, migrated=True) as url:
+        yield url
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    drop_migrated_template()
 
 
 # --- Roles -------------------------------------------------------------------------------------------------

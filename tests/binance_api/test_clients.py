@@ -66,6 +66,9 @@ def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     require_postgres()
     redis = require_redis()  # the weight counters are shared by the workers through Redis
     tmp = tmp_path_factory.mktemp("binance")
+    # An empty database, migrated by serve: on a copy of the session's migrated template, the user data stream
+    # test reliably receives bob's events of the test before it (order "bob-1") as if new. Not understood yet;
+    # until it is, this module keeps the start-up it was written against.
     with scratch_database_url(tmp_path_factory) as url:
         process = ServiceProcess(
             database_url=url,

@@ -53,7 +53,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
     from tests.support.services import scratch_database_url
 
     log_dir = tmp_path_factory.mktemp("browser-service")
-    with scratch_database_url(tmp_path_factory) as database_url:
+    with scratch_database_url(tmp_path_factory, migrated=True) as database_url:
         process = ServiceProcess(
             database_url=database_url,
             log_dir=log_dir,

@@ -74,7 +74,7 @@ def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 def service(tmp_path_factory: pytest.TempPathFactory, page_server: tuple[str, Path]) -> Iterator[ServiceProcess]:
     origin, _root = page_server
     log_dir = tmp_path_factory.mktemp("dashboard-service")
-    with scratch_database_url(tmp_path_factory) as database_url:
+    with scratch_database_url(tmp_path_factory, migrated=True) as database_url:
         process = ServiceProcess(
             database_url=database_url,
             log_dir=log_dir,
@@ -125,7 +125,9 @@ def _until(browser: Any, script: str, timeout: float = 20.0) -> Any:
     raise AssertionError(f"timed out waiting for {script!r}: {browser.execute_script('return window.seen')}")
 
 
-def test_a_page_from_another_origin_streams_orders_and_reads_positions_as_numbers(browser, service, page_server):
+# The service before the browser: fixtures end in reverse order, so the browser (whose EventSource would reconnect
+# to a stopping service and hold its graceful shutdown up for gunicorn's whole timeout) quits first.
+def test_a_page_from_another_origin_streams_orders_and_reads_positions_as_numbers(service, browser, page_server):
     origin, root = page_server
     key = _keys(service)["demo-trader"]
     (root / "index.html").write_text(PAGE % {"base": service.base_url, "key": key})

@@ -24,7 +24,7 @@ def pg_service_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """A fresh PostgreSQL database for the service (row locks and the ledger's triggers are PostgreSQL's): skipped
     with the reason when DATABASE_URL is not PostgreSQL, failed in CI (REQUIRE_SERVICES)."""
     require_postgres()
-    with scratch_database_url(tmp_path_factory) as url:
+    with scratch_database_url(tmp_path_factory, migrated=True) as url:
         yield url
 
 

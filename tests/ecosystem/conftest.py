@@ -153,8 +153,8 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def second_service_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Another empty database, for a second service process."""
-    with scratch_database_url(tmp_path_factory) as url:
+    """Another migrated database (like ``migrated_service_database_url``), for a second service process."""
+    with scratch_database_url(tmp_path_factory, migrated=True) as url:
         yield url
 
 

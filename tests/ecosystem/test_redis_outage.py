@@ -17,12 +17,12 @@ HEARTBEAT = 0.5
 
 @pytest.mark.slow
 def test_registration_survives_a_redis_outage_and_comes_back_within_a_heartbeat(
-    private_redis, service_database_url, tmp_path
+    private_redis, migrated_service_database_url, tmp_path
 ):
     service = unique_name()
     key = f"services:{service}:outage-1"
     process = ServiceProcess(
-        database_url=service_database_url,
+        database_url=migrated_service_database_url,
         log_dir=tmp_path,
         env={
             "REDIS_URL": private_redis.url,

@@ -47,7 +47,7 @@ class Answer:
 def pg_service_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh PostgreSQL database for the service; skipped with the reason without PostgreSQL, failed in CI."""
     require_postgres()
-    with scratch_database_url(tmp_path_factory) as url:
+    with scratch_database_url(tmp_path_factory, migrated=True) as url:
         yield url
 
 

@@ -57,7 +57,7 @@ def test_two_instances_discover_each_other_and_notice_when_one_goes(
     discovery_settings,
     shared_redis: redis.Redis,
     redis_url,
-    service_database_url,
+    migrated_service_database_url,
     second_service_database_url,
     tmp_path,
 ):
@@ -71,7 +71,7 @@ def test_two_instances_discover_each_other_and_notice_when_one_goes(
         "CONFIG_SERVICE_URL": "",
     }
     a = ServiceProcess(
-        database_url=service_database_url,
+        database_url=migrated_service_database_url,
         log_dir=tmp_path,
         env={**common, "SERVICE_INSTANCE_NAME": "node-a"},
         extra_args=["--no-seed"],

@@ -34,18 +34,18 @@ def through_proxy(database_url: str, proxy: TcpProxy) -> str:
 
 
 @pytest.fixture
-def proxy(service_database_url: str) -> Iterator[TcpProxy]:
-    if not service_database_url.startswith(("postgres://", "postgresql://")):
+def proxy(migrated_service_database_url: str) -> Iterator[TcpProxy]:
+    if not migrated_service_database_url.startswith(("postgres://", "postgresql://")):
         service_missing("needs PostgreSQL: set DATABASE_URL=postgres://... (CI does)")
-    target = urlsplit(service_database_url)
+    target = urlsplit(migrated_service_database_url)
     with TcpProxy(target_host=target.hostname or "127.0.0.1", target_port=target.port or 5432) as running:
         yield running
 
 
 @pytest.fixture
-def service(service_database_url: str, proxy: TcpProxy, tmp_path) -> Iterator[ServiceProcess]:
+def service(migrated_service_database_url: str, proxy: TcpProxy, tmp_path) -> Iterator[ServiceProcess]:
     # Migrations at start-up go through the proxy too: the service never learns the real address.
-    process = ServiceProcess(database_url=through_proxy(service_database_url, proxy), log_dir=tmp_path).start()
+    process = ServiceProcess(database_url=through_proxy(migrated_service_database_url, proxy), log_dir=tmp_path).start()
     try:
         yield process
     finally:

@@ -113,7 +113,7 @@ def test_every_log_line_of_the_process_is_json(service):
     assert (access["route"], access["status"]) == ("/api/v1/health", 200)
 
 
-def test_sigterm_drains_in_flight_request_flips_grpc_and_exits_zero(service_database_url, tmp_path):
+def test_sigterm_drains_in_flight_request_flips_grpc_and_exits_zero(migrated_service_database_url, tmp_path):
     """The order a balancer needs: gRPC health turns NOT_SERVING while the process still answers what it has
     already accepted; then it exits 0 in bounded time.
 
@@ -121,7 +121,7 @@ def test_sigterm_drains_in_flight_request_flips_grpc_and_exits_zero(service_data
     worker has accepted the connection and is reading it when SIGTERM lands. Completing it afterwards needs no
     test-only code in the service.
     """
-    service = ServiceProcess(database_url=service_database_url, log_dir=tmp_path).start()
+    service = ServiceProcess(database_url=migrated_service_database_url, log_dir=tmp_path).start()
     try:
         with HealthWatch(service.grpc_target, "exchange-simulator") as watch:
             assert watch.wait_for("SERVING", timeout=5)

@@ -23,9 +23,9 @@ DRIP = 0.3  # seconds between the bytes a slow socket sends
 
 
 @pytest.fixture
-def service(service_database_url, tmp_path):
+def service(migrated_service_database_url, tmp_path):
     process = ServiceProcess(
-        database_url=service_database_url,
+        database_url=migrated_service_database_url,
         log_dir=tmp_path,
         workers=WORKERS,
         env={"WEB_THREADS": str(THREADS), "HTTP_HEADER_TIMEOUT": f"{TIMEOUT}s", "HTTP_BODY_TIMEOUT": f"{TIMEOUT}s"},

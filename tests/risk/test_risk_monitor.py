@@ -127,9 +127,9 @@ def test_risk_monitor_logs_transitions_once_across_rounds_and_stops_on_sigterm(t
 
 
 @pytest.mark.slow
-def test_serve_runs_the_risk_monitor_so_gauges_are_fresh_without_a_reader(service_database_url, tmp_path):
+def test_serve_runs_the_risk_monitor_so_gauges_are_fresh_without_a_reader(migrated_service_database_url, tmp_path):
     service = ServiceProcess(
-        database_url=service_database_url,
+        database_url=migrated_service_database_url,
         log_dir=tmp_path,
         env={"RISK_MONITOR_INTERVAL": "0.5s", "RISK_HOUSE_INVENTORY_LOW_USD": "10000000", "CONFIG_SERVICE_URL": ""},
     )

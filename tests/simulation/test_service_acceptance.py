@@ -39,7 +39,7 @@ SEED = {
 @pytest.fixture
 def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_postgres()
-    with scratch_database_url(tmp_path_factory) as url:
+    with scratch_database_url(tmp_path_factory, migrated=True) as url:
         yield url
 
 

@@ -17,6 +17,7 @@ from httpx_sse import connect_sse
 
 from tests.e2e.conftest import pg_service_database_url  # noqa: F401 - fixture
 from tests.support.processes import ServiceProcess
+from tests.support.services import require_postgres, scratch_database_url
 
 SEED = {
     "house": {"BTC": "50", "ETH": "1000", "USD": "5000000", "USDT": "5000000"},
@@ -36,13 +37,12 @@ SEED = {
 }
 
 
-@pytest.fixture
-def service(pg_service_database_url: str, tmp_path: Path) -> Iterator[ServiceProcess]:  # noqa: F811
-    """The service (two workers, heartbeats every second) on a fresh PostgreSQL database, no demo data. Start-up
-    may take a minute and more on a busy machine (migrating a fresh database, booting the workers)."""
+def start_service(database_url: str, log_dir: Path) -> ServiceProcess:
+    """The service (two workers, heartbeats every second) on ``database_url``, no demo data. Start-up may take a
+    while on a busy machine (booting the workers)."""
     process = ServiceProcess(
-        database_url=pg_service_database_url,
-        log_dir=tmp_path,
+        database_url=database_url,
+        log_dir=log_dir,
         workers=2,
         env={
             "CONFIG_SERVICE_URL": "",
@@ -53,7 +53,31 @@ def service(pg_service_database_url: str, tmp_path: Path) -> Iterator[ServicePro
         extra_args=["--no-seed"],
     )
     try:
-        process.start(timeout=180)
+        return process.start(timeout=180)
+    except BaseException:
+        process.stop()
+        raise
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """One service for the module's tests, on a fresh (migrated) PostgreSQL database. Tests share it, so each
+    seeds users of its own (``setup``) and reads only their streams; a test that stops the service starts its own
+    (``own_service``)."""
+    require_postgres()
+    with scratch_database_url(tmp_path_factory, migrated=True) as url:
+        process = start_service(url, tmp_path_factory.mktemp("streams-service"))
+        try:
+            yield process
+        finally:
+            process.stop()
+
+
+@pytest.fixture
+def own_service(pg_service_database_url: str, tmp_path: Path) -> Iterator[ServiceProcess]:  # noqa: F811
+    """A service of the test's own, for a test that stops it."""
+    process = start_service(pg_service_database_url, tmp_path)
+    try:
         yield process
     finally:
         process.stop()
@@ -83,11 +107,15 @@ class Reader:
 
     def close(self) -> None:
         """Hang up (the server sees the disconnect)."""
+        self.hang_up()
+        self._thread.join(10)
+
+    def hang_up(self) -> None:
+        """Tell the reading thread to stop, without waiting for it (it notices at the next event or heartbeat)."""
         self._stop.set()
         if self._response is not None:
             with contextlib.suppress(Exception):
                 self._response.close()
-        self._thread.join(10)
 
     def _run(self) -> None:
         try:
@@ -138,5 +166,7 @@ def reader() -> Iterator[Any]:
         return r
 
     yield open_reader
+    for r in opened:  # all at once, so their threads end together rather than one heartbeat after another
+        r.hang_up()
     for r in opened:
         r.close()

@@ -12,6 +12,7 @@ import itertools
 import json
 import signal
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +46,19 @@ def limit_order(api: httpx.Client, account: str, *, side: str, price: str, quant
     return response.json()
 
 
-def far_price(api: httpx.Client, side: str) -> str:
+def far_price(api: httpx.Client, side: str, *, distance: float = 0.1) -> str:
     """A price that rests without matching (well away from the house's quotes)."""
     price = float(api.get("/markets/BTC-USD").json()["price"])  # only to choose a round test price
-    return f"{int(price * (0.9 if side == 'buy' else 1.1))}.00"
+    return f"{int(price * (1 - distance if side == 'buy' else 1 + distance))}.00"
 
 
-@pytest.fixture
-def setup(service: ServiceProcess, tmp_path: Path) -> dict[str, Any]:
-    keys = seed_keys(service, SEED, tmp_path)
+def seeded(service: ServiceProcess, tmp_path: Path) -> dict[str, Any]:
+    """SEED's house liquidity, and SEED's users under names of this test's own (``alice-<test>``), so tests that
+    share one service never see each other's orders or balances; keys, clients and accounts are by SEED's names."""
+    suffix = uuid.uuid4().hex[:8]
+    spec = {**SEED, "users": [{**user, "username": f"{user['username']}-{suffix}"} for user in SEED["users"]]}
+    keys = {name.removesuffix(f"-{suffix}"): key for name, key in seed_keys(service, spec, tmp_path).items()}
+    assert set(keys) == {user["username"] for user in SEED["users"]}
     apis = {name: client(service, key) for name, key in keys.items()}
     return {
         "keys": keys,
@@ -61,6 +66,11 @@ def setup(service: ServiceProcess, tmp_path: Path) -> dict[str, Any]:
         "accounts": {name: account_of(apis[name]) for name in ("alice", "bob")},
         "stream": f"{service.base_url}/api/v1/stream",
     }
+
+
+@pytest.fixture
+def setup(service: ServiceProcess, tmp_path: Path) -> dict[str, Any]:
+    return seeded(service, tmp_path)
 
 
 def auth(key: str) -> dict[str, str]:
@@ -275,7 +285,9 @@ def test_a_rolled_back_order_produces_no_event(setup, reader, service: ServicePr
     assert rows[-1] == "1"
 
 
-def test_sigterm_ends_every_stream_with_a_final_event_within_the_shutdown_budget(setup, service: ServiceProcess):
+def test_sigterm_ends_every_stream_with_a_final_event_within_the_shutdown_budget(own_service: ServiceProcess, tmp_path):
+    service = own_service  # this test stops the service: not the module's
+    setup = seeded(service, tmp_path)
     headers = auth(setup["keys"]["alice"])
     token = setup["api"]["alice"].post("/stream/token").json()["token"]
     streams = [Reader(f"{setup['stream']}/{name}", headers=headers).__enter__() for name in ("orders", "balances")]
@@ -305,8 +317,10 @@ def test_a_markets_stream_shows_the_book_then_its_changes_trades_and_ticker(setu
     [(_first_id, book)] = market.named("book")
     assert book["snapshot"] is True and book["symbol"] == "BTC-USD" and book["bids"] and book["asks"]
     assert book == {**alice.get("/markets/BTC-USD/book").json(), "timestamp": book["timestamp"], "snapshot": True}
-    price = far_price(alice, "buy")
-    resting = limit_order(alice, account, side="buy", price=price, quantity="0.02")  # a new level of the book
+    # A new level of the book: nearer than the other tests' resting orders (at 10 %), which the module's shared
+    # service still holds, so it is neither merged into their level nor pushed out of the book's depth by them.
+    price = far_price(alice, "buy", distance=0.05)
+    resting = limit_order(alice, account, side="buy", price=price, quantity="0.02")
     market.wait_for(lambda r: any([price, resting["quantity"]] in b["bids"] for _i, b in r.named("book")[1:]))
     [(_id, change)] = [(i, b) for i, b in market.named("book")[1:] if [price, resting["quantity"]] in b["bids"]]
     assert change["snapshot"] is False and change["sequence"] > book["sequence"]

@@ -55,6 +55,7 @@ class ServiceProcess:
         }
         self.args = [sys.executable, "manage.py", "serve", "--workers", str(workers), *(extra_args or [])]
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started_in: float | None = None  # seconds the last start() took until health answered
 
     @property
     def base_url(self) -> str:
@@ -67,12 +68,14 @@ class ServiceProcess:
     def start(self, timeout: float = 180.0) -> ServiceProcess:
         self._log = open(self.log_path, "wb")  # closed in stop() / terminate()
         self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
+        began = time.monotonic()
+        deadline = began + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"service exited with {self.proc.returncode}:\n{self.output()[-4000:]}")
             try:
                 if httpx.get(f"{self.base_url}/api/v1/health", timeout=1.0).status_code == 200:
+                    self.started_in = time.monotonic() - began
                     return self
             except httpx.HTTPError:
                 pass
