@@ -517,6 +517,16 @@ def _listen() -> Any:
     return conn
 
 
+LAST_SUB = 1 << 30  # above every sub-index of one change's events
+
+
+def _last_seq_closing() -> int:
+    try:
+        return last_seq()
+    finally:
+        connection.close()
+
+
 def replay(flt: Filter, *, after: tuple[int, int], until: int) -> list[Published]:
     """The events ``flt`` wants with ``after`` < id <= ``until``, from the outbox (in a worker thread)."""
     where, params = flt.sql()
@@ -553,6 +563,12 @@ class Stream:
                 raise HubStopped()
         self.sub = self.hub.subscribe(self.filter, asyncio.get_running_loop())
         self.cursor = self.sub.cursor
+        if self.after is None:
+            # Live from now: the lane may not have delivered everything stamped yet (an idle lane looks once per
+            # poll interval), and what was stamped before this subscription is not news to it.
+            top = await asyncio.to_thread(_last_seq_closing)
+            if top > self.cursor:
+                self.cursor, self.after = top, (top, LAST_SUB)
         return self
 
     def close(self) -> None:
