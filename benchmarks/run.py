@@ -15,8 +15,8 @@ What one run does, on this machine only (every connection goes to 127.0.0.1):
    * ``drf_trivial``: the clients POST market-order bodies to an authenticated DRF view that does nothing;
    * ``prices_off_*``/``prices_on_*``: the market orders again with the price engine off and on (benchmarks/prices.py);
    * ``profile`` (with ``--profile``): a workload again while py-spy samples every gunicorn worker;
-   * ``streams_off`` / ``streams_on`` (with ``--streams N``): the service workload without and with N open
-     server-sent event streams, every subscriber's events checked against the outbox (benchmarks/streams.py);
+   * ``streams_off_<n>`` / ``streams_on_<n>`` (``--streams N``, two rounds): the service workload without and with N
+     open server-sent event streams, every subscriber's events checked against the outbox (benchmarks/streams.py);
    * ``sql``: the market-order fill as plain SQL in one transaction on N connections (the database's ceiling),
      and ``sql_hot``: the same with every fill on house shard 0 (one hot row per asset);
 4. stops the service, runs ``manage.py reconcile`` on the database, prints a table, the ratios and the goals, and

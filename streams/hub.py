@@ -224,9 +224,17 @@ class Hub:
     """One delivery lane: reads the outbox rows of ``sources`` (topics of ``streams_event``) in ``seq`` order and
     hands the events they give to its subscriptions."""
 
-    def __init__(self, *, name: str = "hub", sources: tuple[str, ...] | None = None, poll: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str = "hub",
+        sources: tuple[str, ...] | None = None,
+        poll: float | None = None,
+        window: float | None = None,
+    ) -> None:
         self.name, self.sources = name, sources
         self.poll = poll if poll is not None else settings.STREAM_POLL_INTERVAL
+        self.window = window if window is not None else settings.STREAM_BATCH_WINDOW
         self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -453,7 +461,7 @@ class Hub:
             return True
         channels = {n.channel for n in self._listen_conn.notifies(timeout=self.poll, stop_after=1)}
         # Under load: let the commits of one window gather, so one look covers them (a bounded delay).
-        pause = self._last_look + settings.STREAM_BATCH_WINDOW - time.monotonic()
+        pause = self._last_look + self.window - time.monotonic()
         if channels and pause > 0:
             self._stop.wait(pause)
         # Drain what else arrived meanwhile: one look at the outbox covers them all.
@@ -635,7 +643,9 @@ class Hubs:
 
     def __init__(self) -> None:
         self.rows = Hub(name="rows", sources=("order", "fill", "balance"))
-        self.views = Hub(name="views", sources=("trade", "market", "balance"))
+        self.views = Hub(
+            name="views", sources=("trade", "market", "balance"), window=settings.STREAM_VIEWS_BATCH_WINDOW
+        )
         self.views.stamper = self.rows
         self.lanes = (self.rows, self.views)
 

@@ -484,7 +484,12 @@ class BookState:
         return changed
 
 
-def _markets_changed(raws: list[Raw], wanted: Wanted, books: BookState | None) -> list[Published]:
+def _markets_changed(
+    raws: list[Raw],
+    wanted: Wanted,
+    books: BookState | None,
+    trades: list[Raw] = (),  # type: ignore[assignment]
+) -> list[Published]:
     """A market's book and ticker after its changes of the batch (coalesced: computed once, for the last row)."""
     last: dict[int, Raw] = {}
     for raw in raws:
@@ -501,10 +506,17 @@ def _markets_changed(raws: list[Raw], wanted: Wanted, books: BookState | None) -
     want_book = {pk for pk in last if books is not None and wanted(BOOK, None, pk)}
     want_ticker = {pk for pk in last if wanted(TICKER, None, pk)}
     # Every market of the batch at once: one snapshot, a fixed number of queries.
+    # A market's trades are matched under its lock, so their ids follow their commits: the batch's last trade of
+    # a market (the rows as they committed, PostgreSQL) is its last trade as of the batch, not read again.
+    last_trades = {}
+    for raw in sorted(trades or [], key=lambda r: r.data["id"]):
+        if raw.market_pk is not None and "price" in raw.data:
+            last_trades[raw.market_pk] = Decimal(str(raw.data["price"]))
     views = market_data.market_views(
         markets=[market_of(pk) for pk in sorted(want_book | want_ticker)],
         depth=books.depth if books is not None else 20,
         tickers=bool(want_ticker),
+        last_trades=last_trades,
     )
     out = []
     for market_pk, raw in last.items():
@@ -558,7 +570,7 @@ def render(
     took("trades")
     out += _balances(by_topic["balance"], wanted, positions) if by_topic["balance"] else []
     took("balances_positions")
-    out += _markets_changed(by_topic["market"], wanted, books) if by_topic["market"] else []
+    out += _markets_changed(by_topic["market"], wanted, books, by_topic["trade"]) if by_topic["market"] else []
     took("books_tickers")
     out.sort(key=lambda p: p.position)
     return out

@@ -423,6 +423,10 @@ STREAM_SERVER_SOCKET = env.str("STREAM_SERVER_SOCKET", default="")
 # After a wake-up a hub lane waits until this long has passed since its last look, so that under load one look
 # (one stamping, one read, one rendering) covers the commits of this window instead of each commit its own.
 STREAM_BATCH_WINDOW = _duration_seconds("STREAM_BATCH_WINDOW", "20ms")
+# The same for the lane of derived views (positions, books, tickers, and the markets' trades with them), whose looks
+# cost more: 100 ms, the cadence of Binance's fast depth streams (docs/benchmarks.md: their latency against the
+# order rate).
+STREAM_VIEWS_BATCH_WINDOW = _duration_seconds("STREAM_VIEWS_BATCH_WINDOW", "100ms")
 # Browser origins allowed to call the API (the dashboard: http://localhost:3002), comma separated.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_HEADERS = (

@@ -60,6 +60,11 @@ def test_market_views_answer_what_book_get_and_ticker_get_answer(
     btc = views[Market.objects.get(symbol="BTC-USD").pk]
     assert (D("64990.00"), D("0.3")) in btc[0].bids  # the two orders of one level, summed
     assert btc[1].trades >= 2 and btc[1].last is not None
+    # The last trade of a market, when the caller knows it (the stream hub, from the batch's trades), is not read.
+    btc_market = Market.objects.get(symbol="BTC-USD")
+    with django_assert_max_num_queries(8 + 2 * len(markets) - 1):
+        known = market_data.market_views(markets=markets, last_trades={btc_market.pk: btc[1].last})
+    assert without_time(known[btc_market.pk][1]) == without_time(btc[1])
     # A shallower book cuts both sides alike.
     shallow = market_data.market_views(markets=markets[:2], depth=3, tickers=False)
     for market in markets[:2]:
