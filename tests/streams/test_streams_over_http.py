@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import time
 import uuid
@@ -336,3 +337,60 @@ def test_a_markets_stream_shows_the_book_then_its_changes_trades_and_ticker(setu
     assert strictly_increasing(ids_of(market.events))
     other = httpx.get(f"{setup['stream']}/markets/NOPE-USD", headers=auth(setup["keys"]["bob"]), timeout=10)
     assert other.status_code == 400 and other.json()["error"]["code"] == "unknown_symbol"
+
+
+def _children_of(pid: int, needle: bytes) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid and needle in command:
+            found.append(int(entry.name))
+    return found
+
+
+def _stream_server_pids(service: ServiceProcess) -> list[int]:
+    """The stream server's gunicorn master (the child of ``serve`` running streams.server) and its worker."""
+    assert service.proc is not None
+    [master] = _children_of(service.proc.pid, b"streams.server:application")
+    return [master, *_children_of(master, b"streams.server:application")]
+
+
+def test_the_streams_are_served_by_a_stream_server_that_serve_restarts_when_it_dies(own_service, tmp_path):
+    """The web workers relay the stream paths to the instance's stream server. Killed, it takes its streams with it
+    (a client resumes from its last id), the paths answer 503 with Retry-After meanwhile (never a hanging request or
+    a 500), and ``serve`` starts it again; the orders placed while it was down are not lost to a resuming client."""
+    service = own_service  # this test kills part of the service: not the module's
+    setup = seeded(service, tmp_path)
+    api, account = setup["api"]["alice"], setup["accounts"]["alice"]
+    headers = auth(setup["keys"]["alice"])
+    with Reader(f"{setup['stream']}/orders", headers=headers) as before:
+        first = limit_order(api, account, side="buy", price=far_price(api, "buy"))
+        before.wait_for(lambda r: any(d.get("order_id") == first["order_id"] for _i, d in r.named("order")))
+        last_id = before.events[-1][0]
+        for pid in _stream_server_pids(service):  # the stream server dies, worker and all
+            os.kill(pid, signal.SIGKILL)
+        before.wait_for(lambda r: r.error is not None or r._thread.is_alive() is False, timeout=15)
+    during = limit_order(api, account, side="buy", price=far_price(api, "buy", distance=0.12))
+    answers = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with httpx.stream("GET", f"{setup['stream']}/balances", headers=headers, timeout=5) as response:
+            answers.append(response.status_code)
+            if response.status_code != 503:
+                break
+            assert response.headers["retry-after"] == "1"
+            assert json.loads(response.read())["error"]["code"] == "service_unavailable"
+        time.sleep(0.2)
+    assert answers[-1] == 200, answers  # serve started it again
+    with Reader(f"{setup['stream']}/orders", headers={**headers, "Last-Event-ID": last_id}) as resumed:
+        resumed.wait_for(lambda r: any(d.get("order_id") == during["order_id"] for _i, d in r.named("order")))
+        resumed_ids = ids_of(resumed.events)
+        assert min(resumed_ids) > ids_of([(last_id, "", None)])[0]  # nothing it had seen, nothing missed after
+    assert "stream_server_exited" in service.output()
