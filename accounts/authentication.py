@@ -6,6 +6,7 @@ a per-process cache that the database invalidates the moment a key or its user c
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -86,16 +87,23 @@ class KeyRefused(Exception):
         self.retry_after = retry_after
 
 
+# (key prefix, client address) pairs that authenticated rightly in this process (oldest first, bounded).
+GOOD_STANDING_MAX = 10_000
+_good_standing: dict[tuple[str, str], None] = {}
+_good_standing_lock = threading.Lock()
+
+
 def api_key_verify(*, raw: str, address: str) -> tuple[ApiKey, Any]:
     """The key and user a presented key string names, for every API that takes keys (``/api/v1`` here, the
     Binance facade's ``X-MBX-APIKEY``): one check, one brute-force budget per address. Raises ``KeyRefused``.
 
     A failure counts against the address. A right key from an address over its failure limit is refused too, or a
-    right guess would show. Asking the counters costs a round trip, so only keys this process did not already hold
-    are asked about: a guess never is one (clients in good standing skip the check)."""
+    right guess would show. Asking the counters costs a round trip, so a key this process holds, from an address
+    that has already used it rightly here, is not asked about (a client in good standing keeps working when others
+    behind its address fail). Holding the key is not enough: a wrong guess with its prefix loads it as well."""
     limiter = failure_limiter()
     prefix, dot, _secret = raw.partition(".")
-    known = bool(dot and prefix) and key_cache.holds(prefix)
+    known = bool(dot and prefix) and (prefix, address) in _good_standing and key_cache.holds(prefix)
     found = key_cache.get(prefix, lambda: _load(prefix)) if dot and prefix else None
     key, user = found if found is not None else (None, None)
     if key is None or key.revoked or not key.is_valid(raw) or key.has_expired or not user.is_active:
@@ -105,6 +113,10 @@ def api_key_verify(*, raw: str, address: str) -> tuple[ApiKey, Any]:
         blocked = limiter.peek(address)
         if not blocked.allowed:
             raise KeyRefused(blocked.retry_after)
+        with _good_standing_lock:
+            if len(_good_standing) >= GOOD_STANDING_MAX:
+                _good_standing.pop(next(iter(_good_standing)))
+            _good_standing[(prefix, address)] = None
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)

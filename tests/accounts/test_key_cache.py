@@ -141,3 +141,26 @@ def test_a_cached_key_brings_its_own_account_without_a_query(cache_on, django_as
         key, _user = api_key_verify(raw=plain, address="192.0.2.10")
         assert key.account.account_id == account.account_id and key.account.owner_id == user.pk
     assert key.account is not first.account
+
+
+def test_a_key_in_memory_does_not_let_a_right_guess_through_an_address_over_its_limit(cache_on, settings):
+    """Only an address that has used the key rightly skips the failure counters (a client in good standing keeps
+    working when others behind its address fail). A wrong guess with the key's prefix loads the key into memory
+    too: that must not make the next, right guess from the same address over its limit answer 200."""
+    from exchange import ratelimit
+
+    settings.AUTH_FAILURE_LIMIT, settings.AUTH_FAILURE_WINDOW = 3, 60
+    ratelimit.reset_all()
+    user = UserFactory(username="erin")
+    key, plain = api_key_create(user=user, name="erin", scopes=["read"])
+    wrong = f"{key.prefix}.wrong-secret-wrong-secret-wrong-se"
+
+    def call(raw: str, address: str) -> int:
+        return APIClient(REMOTE_ADDR=address).get("/api/v1/accounts", HTTP_AUTHORIZATION=f"Api-Key {raw}").status_code
+
+    assert call(plain, "198.51.100.20") == 200  # the owner, from its own address
+    assert [call(wrong, "203.0.113.50") for _ in range(3)] == [401, 401, 401]
+    assert call(wrong, "203.0.113.50") == 429
+    assert key.prefix in cache_on._entries
+    assert call(plain, "203.0.113.50") == 429  # the right guess shows nothing
+    assert call(plain, "198.51.100.20") == 200  # the owner is not locked out by someone else's failures
