@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import bisect
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -165,6 +165,51 @@ class _Event:
     transfer: tuple[str, Decimal] | None = field(compare=False, default=None)
 
 
+# What a fill gives a position: read by ``_events`` and by ``PositionTracker`` alike.
+_FILL_VALUES = (
+    "trade__journal_entry_id",
+    "account_id",
+    "created_at",
+    "market__base_asset_id",
+    "market__quote_asset_id",
+    "side",
+    "quantity",
+    "quote_amount",
+    "fee",
+)
+
+
+def _fill_event(
+    entry_pk: int,
+    account_pk: int,
+    created_at: datetime,
+    base: str,
+    quote: str,
+    side: str,
+    quantity: Decimal,
+    quote_amount: Decimal,
+    fee: Decimal,
+) -> _Event:
+    return _Event(entry_pk, account_pk, created_at, trade=(base, quote, side, quantity, quote_amount, fee))
+
+
+def _transfer_events(postings: Iterable[tuple[int, int, str, Decimal, datetime]]) -> list[_Event]:
+    """Transfers from non-trade postings (entry, account, asset, amount, entry's time). Available and locked lines
+    of one entry are netted: moving funds between them changes no position."""
+    net: dict[tuple[int, int, str], list[Any]] = {}
+    for entry_pk, account_pk, asset, amount, created_at in postings:
+        key = (entry_pk, account_pk, asset)
+        if key in net:
+            net[key][0] += amount
+        else:
+            net[key] = [amount, created_at]
+    return [
+        _Event(entry_pk, account_pk, created_at, transfer=(asset, amount))
+        for (entry_pk, account_pk, asset), (amount, created_at) in net.items()
+        if amount != 0
+    ]
+
+
 def _events(account_pks: list[int] | None, assets: list[str]) -> list[_Event]:
     """Fills and non-trade ledger movements of the accounts (None: every account), in ledger order. One account's
     entries are serialized by its balance row locks, so their ids (and its fills' and postings' ids) are in the
@@ -174,36 +219,12 @@ def _events(account_pks: list[int] | None, assets: list[str]) -> list[_Event]:
     if account_pks is not None:
         trades = trades.filter(account_id__in=account_pks)
         postings = postings.filter(account_id__in=account_pks)
-    events = [
-        _Event(entry_pk, account_pk, created_at, trade=(base, quote, side, quantity, quote_amount, fee))
-        for entry_pk, account_pk, created_at, base, quote, side, quantity, quote_amount, fee in trades.values_list(
-            "trade__journal_entry_id",
-            "account_id",
-            "created_at",
-            "market__base_asset_id",
-            "market__quote_asset_id",
-            "side",
-            "quantity",
-            "quote_amount",
-            "fee",
-        ).iterator(chunk_size=5000)
-    ]
-    # Available and locked lines of one entry are netted: moving funds between them changes no position.
-    net: dict[tuple[int, int, str], list[Any]] = {}
-    for entry_pk, account_pk, asset, amount, created_at in postings.values_list(
-        "entry_id", "account_id", "asset_id", "amount", "entry__created_at"
-    ).iterator(chunk_size=5000):
-        key = (entry_pk, account_pk, asset)
-        if key in net:
-            net[key][0] += amount
-        else:
-            net[key] = [amount, created_at]
-    events += [
-        _Event(entry_pk, account_pk, created_at, transfer=(asset, amount))
-        for (entry_pk, account_pk, asset), (amount, created_at) in net.items()
-        if amount != 0
-        if amount != 0
-    ]
+    events = [_fill_event(*row) for row in trades.values_list(*_FILL_VALUES).iterator(chunk_size=5000)]
+    events += _transfer_events(
+        postings.values_list("entry_id", "account_id", "asset_id", "amount", "entry__created_at").iterator(
+            chunk_size=5000
+        )
+    )
     events.sort()
     return events
 
@@ -360,52 +381,27 @@ class PositionTracker:
         fills_from = {pk: self._fill_mark[pk] for pk in pks}  # rows come in any order: compare with the start
         postings_from = {pk: self._posting_mark[pk] for pk in pks}
         events = []
-        for pk, entry_pk, account_pk, created_at, base, quote, side, quantity, quote_amount, fee in (
-            Fill.objects.filter(fills)
-            .values_list(
-                "id",
-                "trade__journal_entry_id",
-                "account_id",
-                "created_at",
-                "market__base_asset_id",
-                "market__quote_asset_id",
-                "side",
-                "quantity",
-                "quote_amount",
-                "fee",
-            )
-            .iterator(chunk_size=5000)
-        ):
-            if pk <= fills_from[account_pk]:
+        for pk, *row in Fill.objects.filter(fills).values_list("id", *_FILL_VALUES).iterator(chunk_size=5000):
+            event = _fill_event(*row)
+            if pk <= fills_from[event.account_pk]:
                 continue  # read before (the query's range was another account's)
-            events.append(
-                _Event(entry_pk, account_pk, created_at, trade=(base, quote, side, quantity, quote_amount, fee))
-            )
-            self._fill_mark[account_pk] = max(self._fill_mark[account_pk], pk)
-        # Every posting moves the mark on (those of trades too, which are the fills' concern); the others are
-        # transfers, their available and locked lines of one entry netted as in ``_events``.
-        net: dict[tuple[int, int, str], list[Any]] = {}
-        for pk, entry_pk, account_pk, asset, amount, created_at, trade_pk in (
-            Posting.objects.filter(postings)
-            .values_list("id", "entry_id", "account_id", "asset_id", "amount", "entry__created_at", "entry__trade")
-            .iterator(chunk_size=5000)
-        ):
-            if pk <= postings_from[account_pk]:
-                continue
-            self._posting_mark[account_pk] = max(self._posting_mark[account_pk], pk)
-            if trade_pk is not None or asset not in assets:
-                continue
-            key = (entry_pk, account_pk, asset)
-            if key in net:
-                net[key][0] += amount
-            else:
-                net[key] = [amount, created_at]
-        events += [
-            _Event(entry_pk, account_pk, created_at, transfer=(asset, amount))
-            for (entry_pk, account_pk, asset), (amount, created_at) in net.items()
-            if amount != 0
-        ]
-        return events
+            events.append(event)
+            self._fill_mark[event.account_pk] = max(self._fill_mark[event.account_pk], pk)
+
+        def transfers() -> Iterator[tuple[int, int, str, Decimal, datetime]]:
+            # Every posting moves the mark on (those of trades too, which are the fills' concern).
+            for pk, entry_pk, account_pk, asset, amount, created_at, trade_pk in (
+                Posting.objects.filter(postings)
+                .values_list("id", "entry_id", "account_id", "asset_id", "amount", "entry__created_at", "entry__trade")
+                .iterator(chunk_size=5000)
+            ):
+                if pk <= postings_from[account_pk]:
+                    continue
+                self._posting_mark[account_pk] = max(self._posting_mark[account_pk], pk)
+                if trade_pk is None and asset in assets:
+                    yield entry_pk, account_pk, asset, amount, created_at
+
+        return events + _transfer_events(transfers())
 
     def _book(self, account_pk: int, code: str) -> Position:
         books = self._books[account_pk]
