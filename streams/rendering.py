@@ -156,12 +156,6 @@ def market_of(pk: int) -> Any:
     return _markets[pk]
 
 
-def market_model() -> Any:
-    from markets.models import Market
-
-    return Market
-
-
 def _preload(raws: list[Raw]) -> None:
     from accounts.models import Account
     from markets.models import Market
@@ -491,15 +485,17 @@ def _markets_changed(
     raws: list[Raw],
     wanted: Wanted,
     books: BookState | None,
-    trades: list[Raw] = (),  # type: ignore[assignment]
+    trades: list[Raw] | None = None,
 ) -> list[Published]:
     """A market's book and ticker after its changes of the batch (coalesced: computed once, for the last row)."""
+    from markets.models import Market
+
     last: dict[int, Raw] = {}
     for raw in raws:
         if raw.market_pk is not None:
             # Its reference price or status changed: the row as it committed (PostgreSQL), or read it again.
             if connection.vendor == "postgresql" and "symbol" in raw.data:
-                _markets[raw.market_pk] = _instance(market_model(), raw.data)
+                _markets[raw.market_pk] = _instance(Market, raw.data)
             else:
                 _markets.pop(raw.market_pk, None)
             last[raw.market_pk] = raw
