@@ -144,6 +144,13 @@ def _proc_cpu(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -181,8 +188,9 @@ def wait_for_quiet(max_wait: float, threshold: float = 0.3) -> dict[str, Any]:
 class CpuMeter:
     """CPU used per group of processes during a phase, in cores (1.0 = one core busy for the whole phase).
 
-    Groups: this process (the load generator, or the SQL baseline's threads), the service (serve and its gunicorn
-    tree), and the PostgreSQL backends connected to the benchmark database. Backends come and go with the SQL
+    Groups: this process (the load generator, or the SQL baseline's threads), its other children (the stream
+    subscribers' process), the service (serve and its web workers), the stream server (serve's streams.server
+    gunicorn), and the PostgreSQL backends connected to the benchmark database. Backends come and go with the SQL
     baseline's connections, so a thread samples every process every half second and keeps each one's first and
     last reading; a process born during the phase counts from zero. "other" is the rest of the machine: PostgreSQL's
     background processes, the kernel and whatever else runs on it (other people's test suites included).
@@ -200,9 +208,22 @@ class CpuMeter:
         self.states: Counter[str] = Counter()
 
     def _groups(self) -> dict[str, list[int]]:
-        groups = {"load_generator": [os.getpid()], "service": [], "postgres_backends": []}
+        groups: dict[str, list[int]] = {
+            "load_generator": [os.getpid()],
+            "load_generator_children": [],
+            "service": [],
+            "stream_server": [],
+            "postgres_backends": [],
+        }
         if self.service_pid is not None:
-            groups["service"] = [self.service_pid, *descendants(self.service_pid)]
+            tree = [self.service_pid, *descendants(self.service_pid)]
+            streams = {pid for pid in tree if b"streams.server" in _cmdline(pid)}
+            for pid in list(streams):
+                streams.update(descendants(pid))
+            groups["service"] = [pid for pid in tree if pid not in streams]
+            groups["stream_server"] = sorted(streams)
+            mine = set(tree)
+            groups["load_generator_children"] = [pid for pid in descendants(os.getpid()) if pid not in mine]
         rows = self.conn.execute(
             "SELECT pid, state, wait_event_type FROM pg_stat_activity WHERE datname = %s", [self.db_name]
         ).fetchall()
@@ -243,7 +264,9 @@ class CpuMeter:
         self.done.set()
         self.sampler.join()
         self.conn.close()
-        result: dict[str, Any] = {"load_generator": 0.0, "service": 0.0, "postgres_backends": 0.0}
+        result: dict[str, Any] = dict.fromkeys(
+            ("load_generator", "load_generator_children", "service", "stream_server", "postgres_backends"), 0.0
+        )
         for (group, pid), used in self.last.items():
             result[group] += (used - self.first[(group, pid)]) / elapsed
         machine = (busy1 - self.busy0) / elapsed
@@ -738,7 +761,7 @@ def _parent(pid: int) -> int:
 
 def print_table(results: dict[str, Any]) -> None:
     head = ("phase", "ok/s", "req/s", "trades/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "rejected", "errors")
-    rows = [(*head, "cpu: svc", "db", "loadgen", "other")]
+    rows = [(*head, "cpu: svc", "streams", "db", "loadgen", "other")]
     for name, p in results["phases"].items():
         lat, cpu = p["latency_ms"], p["cpu_cores"]
         rows.append(
@@ -754,8 +777,9 @@ def print_table(results: dict[str, Any]) -> None:
                 p["rejections"],
                 p["errors"],
                 cpu.get("service", 0),
+                cpu.get("stream_server", 0),
                 cpu.get("postgres_backends", 0),
-                cpu.get("load_generator", 0),
+                round(cpu.get("load_generator", 0) + cpu.get("load_generator_children", 0), 2),
                 cpu.get("other", 0),
             )
         )
@@ -767,7 +791,8 @@ def print_table(results: dict[str, Any]) -> None:
     print(
         "(ok/s: requests answered with their success status: an order placed (201, whatever it matched) or cancelled "
         "(200); trades/s: trades written to the database during the phase; cpu columns: cores used during the phase; "
-        "svc = serve + gunicorn, db = PostgreSQL backends of the benchmark database, other = the rest of the machine)"
+        "svc = serve + its web workers, streams = the stream server, db = PostgreSQL backends of the benchmark "
+        "database, loadgen = the load generator and its subscribers' process, other = the rest of the machine)"
     )
     for name, p in results["phases"].items():
         extra = {k: v for k, v in (("rejections", p["rejections_by_code"]), ("errors", p["errors_by_kind"])) if v}

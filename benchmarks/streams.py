@@ -4,8 +4,8 @@ do 200 open streams cost the order rate? Two phases of one run, same workload, s
 * ``streams_off``: the clients place random market orders (the ``service`` workload) with no stream open;
 * ``streams_on``: the same with ``--subscribers`` SSE streams open (default 200): per trading account, orders x4,
   balances x3, trades x3 and positions x1 (several dashboards and trading systems per account), the rest on the
-  markets' public streams. The subscribers run in a process of their own (asyncio, raw sockets, HTTP/1.0 so the
-  answer is not chunked) and record each event's id and the time it arrived.
+  markets' public streams. The subscribers run in a process of their own (asyncio protocols, HTTP/1.0 so the
+  answer is not chunked) and keep what arrives with its arrival time, parsed into event ids after the phase.
 
 Afterwards every subscriber's ids are compared with the outbox: for each, the rows its stream is entitled to that
 were stamped during the phase (orders, balances, fills and positions of its account; a market's trades) must all
@@ -66,45 +66,56 @@ def plan(clients: list[dict[str, str]], total: int, mix: Any = MIX) -> list[dict
 
 
 # --- the subscribers' process --------------------------------------------------------------------------------
-async def _subscriber(
-    port: int, spec: dict[str, Any], out: list[Any], ready: asyncio.Event, stop: asyncio.Event, opened: list[int]
-) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        f"GET {spec['path']} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Api-Key {spec['key']}\r\n"
-        "Accept: text/event-stream\r\n\r\n".encode()
-    )
-    await writer.drain()
-    buffer = b""
-    head_done = counted = False
-    try:
-        while not stop.is_set():
-            try:
-                chunk = await asyncio.wait_for(reader.read(65536), timeout=0.5)
-            except TimeoutError:
-                continue
-            if not chunk:
-                out.append(["closed", time.time()])
-                return
-            now = time.time()
+class _Subscriber(asyncio.Protocol):
+    """One stream: what arrives is kept as (arrival time, bytes) and parsed after the phase, so the subscribers'
+    own CPU (which shares the machine with the service) is a list append per read, not an SSE parser."""
+
+    def __init__(self, spec: dict[str, Any], out: list[Any], opened: list[int], ready: asyncio.Event) -> None:
+        self.spec, self.out, self.opened, self.ready = spec, out, opened, ready
+        self.chunks: list[tuple[float, bytes]] = []
+        self.counted = self.stopping = False
+        self.lost_at: float | None = None  # when the service ended the stream (not us, at the end)
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(
+            f"GET {self.spec['path']} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Api-Key {self.spec['key']}\r\n"
+            "Accept: text/event-stream\r\n\r\n".encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append((time.time(), data))
+        if not self.counted:
+            seen = b"".join(c for _, c in self.chunks)
+            _head, sep, body = seen.partition(b"\r\n\r\n")
+            # Open once its first event (the current list, or the book) has come, for the streams that begin with
+            # one (what it shows is not expected again); for the others once the answer's head has.
+            if sep and (self.spec["stream"] not in FIRST_EVENT or b"\nid: " in b"\n" + body):
+                self.counted = True
+                self.opened.append(1)
+                if len(self.opened) >= ready_target[0]:
+                    self.ready.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.stopping:
+            self.lost_at = time.time()
+
+    def parse(self) -> None:
+        """Into ``out``: [id, event name, arrival time] per event, ["status", line] for an answer that is not
+        200, ["closed", time] when the service ended the stream."""
+        buffer, head_done = b"", False
+        for now, chunk in self.chunks:
             buffer += chunk
             if not head_done:
                 if b"\r\n\r\n" not in buffer:
                     continue
                 head, buffer = buffer.split(b"\r\n\r\n", 1)
-                if b" 200 " not in head.split(b"\r\n", 1)[0]:
-                    out.append(["status", head.split(b"\r\n", 1)[0].decode()])
+                status = head.split(b"\r\n", 1)[0]
+                if b" 200 " not in status:
+                    self.out.append(["status", status.decode()])
                     return
                 head_done = True
-                if spec["stream"] not in FIRST_EVENT:
-                    counted = True
-                    opened.append(1)
-            if not counted and b"\nid: " in b"\n" + buffer:
-                # Its first event (the current list, or the book) has come: what it shows is not expected again.
-                counted = True
-                opened.append(1)
-            if counted and len(opened) >= ready_target[0]:
-                ready.set()
             *blocks, buffer = buffer.split(b"\n\n")
             for block in blocks:
                 event_id = name = None
@@ -114,9 +125,9 @@ async def _subscriber(
                     elif line.startswith(b"event: "):
                         name = line[7:].decode()
                 if event_id is not None:
-                    out.append([event_id, name, now])
-    finally:
-        writer.close()
+                    self.out.append([event_id, name, now])
+        if self.lost_at is not None:
+            self.out.append(["closed", self.lost_at])
 
 
 ready_target = [0]
@@ -127,23 +138,29 @@ FIRST_EVENT = {"orders", "positions", "market"}
 
 def _subscribers_main(port: int, specs: list[dict[str, Any]], conn: Any) -> None:
     async def run() -> None:
-        ready, stop = asyncio.Event(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+        ready = asyncio.Event()
         ready_target[0] = len(specs)
         opened: list[int] = []
         outs: list[list[Any]] = [[] for _ in specs]
-        tasks = []
+        subscribers: list[_Subscriber] = []
         for spec, out in zip(specs, outs, strict=True):
-            tasks.append(asyncio.create_task(_subscriber(port, spec, out, ready, stop, opened)))
+            _transport, sub = await loop.create_connection(
+                lambda spec=spec, out=out: _Subscriber(spec, out, opened, ready), "127.0.0.1", port
+            )
+            subscribers.append(sub)
             await asyncio.sleep(0.005)
         try:
             await asyncio.wait_for(ready.wait(), timeout=60)
         except TimeoutError:
             pass
         conn.send({"opened": len(opened)})
-        loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, conn.recv)  # "stop"
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for sub in subscribers:
+            sub.stopping = True
+            sub.transport.close()
+        for sub in subscribers:
+            sub.parse()
         conn.send({"events": outs})
 
     asyncio.run(run())
