@@ -16,6 +16,9 @@ When a timer fires the connection is closed (the application, if it was waiting 
 And gunicorn answers malformed requests itself (400 for a bad request line, 414, 431 for too many or too large
 headers, 501) in plain text: here they carry the project's JSON envelope and a request id.
 
+In the web workers of ``serve`` with a stream server, the first request of a connection that is a stream is not
+served here: the connection itself is handed to the stream server (streams/handoff.py).
+
 The worker swaps in this protocol by replacing the name its server factory uses (``gasgi.ASGIProtocol``), in the
 worker process only; everything else is gunicorn's own code.
 """
@@ -43,9 +46,15 @@ def _timeouts() -> tuple[float, float]:
 class ExchangeASGIProtocol(ASGIProtocol):
     header_timeout, body_timeout = 10.0, 10.0  # set from the settings when the worker starts
 
+    # The web workers' sender of stream connections to the stream server (None: in the stream server itself, or
+    # with STREAM_HANDOFF_ENABLED off), and the paths it takes.
+    handoff: Any = None
+    stream_paths: tuple[bytes, ...] = ()
+
     def __init__(self, worker: Any) -> None:
         super().__init__(worker)
         self._read_timer: Any = None
+        self._handoff_checked = False
 
     # --- read timeouts -------------------------------------------------------------------------------------------
     def _arm_read_timer(self, seconds: float, what: str) -> None:
@@ -93,6 +102,36 @@ class ExchangeASGIProtocol(ASGIProtocol):
         self._cancel_read_timer()
         super().connection_lost(exc)
 
+    # --- streams: the connection handed to the stream server (streams/handoff.py) --------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self.handoff is not None and not self._handoff_checked:
+            self._handoff_checked = True  # only a connection's first bytes: later ones follow other requests
+            if self._callback_parser is not None and self._hand_off(data):
+                return
+        super().data_received(data)
+
+    def _hand_off(self, data: bytes) -> bool:
+        from streams import handoff
+
+        if not ExchangeASGIProtocol.stream_paths:  # read once the application (and Django) is loaded
+            from streams import sse
+
+            ExchangeASGIProtocol.stream_paths = tuple(p.encode() for p in sse.PATHS)
+        if not handoff.eligible(data, self.stream_paths):
+            return False
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None or not self.handoff.send(data, sock.fileno()):
+            return False
+        handoff.STREAM_CONNECTIONS.labels("handed_off").inc()
+        # The stream server holds the socket now: close this worker's descriptor only. Not _close_transport(),
+        # whose write_eof() would shut the connection down for the stream server too.
+        self._cancel_read_timer()
+        self._closed = True
+        self.transport.close()
+        if self._request_ready is not None:
+            self._request_ready.set()  # the connection loop sees the close and ends
+        return True
+
     # --- gunicorn's own error answers ----------------------------------------------------------------------------
     def _send_error_response(self, status: int, message: str, extra_headers: Any = ()) -> None:
         """The envelope instead of gunicorn's text; ``message`` (which may quote the request) is not echoed."""
@@ -125,9 +164,26 @@ class ExchangeASGIWorker(ASGIWorker):
         super().handle_quit_signal()
 
     def init_process(self) -> None:
+        global current_worker
+        current_worker = self
         ExchangeASGIProtocol.header_timeout, ExchangeASGIProtocol.body_timeout = _timeouts()
+        ExchangeASGIProtocol.handoff = _handoff()
         gasgi.ASGIProtocol = ExchangeASGIProtocol  # type: ignore[misc]
         super().init_process()
+
+
+current_worker: ExchangeASGIWorker | None = None  # this process's worker (the stream server listens with it)
+
+
+def _handoff() -> Any:
+    """A web worker of ``serve`` with a stream server: the sender of stream connections to it."""
+    from django.conf import settings
+
+    if not (settings.STREAM_SERVER_SOCKET and settings.STREAM_HANDOFF_ENABLED):
+        return None
+    from streams import handoff
+
+    return handoff.Sender(handoff.path_for(settings.STREAM_SERVER_SOCKET))
 
 
 def _close_streams() -> None:

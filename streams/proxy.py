@@ -1,5 +1,7 @@
-"""The stream paths in the web workers when ``serve`` runs a stream server: each request is relayed, bytes as they
-come, to the stream server (streams/server.py) over its Unix socket.
+"""The stream paths in the web workers when ``serve`` runs a stream server, for the requests whose connection is
+not handed to it (streams/handoff.py: a stream request on a connection that served others first, or while the
+stream server restarts): each is relayed, bytes as they come, to the stream server (streams/server.py) over its
+Unix socket.
 
 Why a process of its own: rendering an event (an order with its fills, a position, a book) costs database reads and
 Python time. Done in every web worker, it is done once per worker for the same event, and on the threads' GIL that
@@ -123,6 +125,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     """ASGI: relay this request to the stream server and its answer back."""
     if scope["type"] != "http":
         return
+    from streams.handoff import STREAM_CONNECTIONS
+
+    STREAM_CONNECTIONS.labels("relayed").inc()
     try:
         reader, writer = await asyncio.open_unix_connection(settings.STREAM_SERVER_SOCKET, limit=HEAD_LIMIT * 2)
     except OSError as exc:

@@ -1,7 +1,8 @@
 """The stream server: the process ``manage.py serve`` runs beside the web workers to serve every live stream of the
 instance (docs/streams.md). A gunicorn of one worker (the same ASGI worker class) on a Unix socket, running this
 application: the server-sent event endpoints of streams/sse.py and the stream hub, which renders each committed
-event once for all of the instance's subscribers. The web workers relay the stream paths here (streams/proxy.py).
+event once for all of the instance's subscribers. The web workers hand each stream's connection over
+(streams/handoff.py), or relay the request here when they cannot (streams/proxy.py).
 
 The client's address comes in ``X-Exchange-Peer`` from the relay (the socket sits in a directory only this user
 can open, so nothing else can set it); API-key failures count against it as they would in a web worker.
@@ -29,6 +30,7 @@ from streams.proxy import PEER_HEADER, Receive, Scope, Send  # noqa: E402
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
+        _listen_for_handoffs()
         await sse.lifespan(receive, send, with_hub=True)
         return
     if scope["type"] != "http":
@@ -42,6 +44,18 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
         await sse.app(scope, receive, send)
         return
     await _not_found(send)
+
+
+def _listen_for_handoffs() -> None:
+    """Take the stream connections the web workers hand over (streams/handoff.py), beside the socket gunicorn
+    listens on for the relayed ones."""
+    from exchange import gunicorn_worker
+    from streams import handoff
+
+    worker = gunicorn_worker.current_worker
+    binds = [b[len("unix:") :] for b in (worker.cfg.bind if worker is not None else []) if b.startswith("unix:")]
+    if worker is not None and binds:
+        handoff.listen(worker, handoff.path_for(binds[0]))
 
 
 async def _not_found(send: Send) -> None:

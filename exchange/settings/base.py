@@ -420,6 +420,9 @@ STREAM_TOKEN_TTL = _duration_seconds("STREAM_TOKEN_TTL", "5m")
 # worker serves the streams of its own connections with a hub of its own.
 STREAM_SERVER_ENABLED = env.bool("STREAM_SERVER_ENABLED", default=True)
 STREAM_SERVER_SOCKET = env.str("STREAM_SERVER_SOCKET", default="")
+# The web workers hand a stream's connection itself to the stream server (streams/handoff.py), instead of relaying
+# its bytes; off: every stream is relayed.
+STREAM_HANDOFF_ENABLED = env.bool("STREAM_HANDOFF_ENABLED", default=True)
 # After a wake-up a hub lane waits until this long has passed since its last look, so that under load one look
 # (one stamping, one read, one rendering) covers the commits of this window instead of each commit its own.
 STREAM_BATCH_WINDOW = _duration_seconds("STREAM_BATCH_WINDOW", "20ms")

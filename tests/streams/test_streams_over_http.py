@@ -339,6 +339,60 @@ def test_a_markets_stream_shows_the_book_then_its_changes_trades_and_ticker(setu
     assert other.status_code == 400 and other.json()["error"]["code"] == "unknown_symbol"
 
 
+def _passed_on(service: ServiceProcess) -> dict[str, float]:
+    """How the web workers passed stream requests on so far (``exchange_stream_connections_total``)."""
+    counts = {"handed_off": 0.0, "relayed": 0.0}
+    for line in httpx.get(f"{service.base_url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("exchange_stream_connections_total{"):
+            how = line.split('how="', 1)[1].split('"', 1)[0]
+            counts[how] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def test_a_new_connection_is_handed_to_the_stream_server_and_one_that_served_a_request_first_is_relayed(
+    setup, service: ServiceProcess
+):
+    """A stream that opens a connection of its own (an EventSource, most clients) is handed over with its
+    connection: the stream server writes to the client directly, and closes the connection after the stream so that
+    the client's next request goes to the web workers. A stream requested on a keep-alive connection that served
+    another request first stays with the worker, which relays it: the client cannot tell, except by the header."""
+    api, account = setup["api"]["alice"], setup["accounts"]["alice"]
+    headers = {**auth(setup["keys"]["alice"]), "Accept": "text/event-stream"}
+    before = _passed_on(service)
+
+    def first_order_event(http: httpx.Client) -> tuple[httpx.Response, dict[str, Any]]:
+        with http.stream("GET", f"{setup['stream']}/orders", headers=headers) as response:
+            placed = limit_order(api, account, side="buy", price=far_price(api, "buy"))
+            block: list[str] = []
+            for line in response.iter_lines():
+                if line:
+                    block.append(line)
+                    continue
+                if "event: order" in block:
+                    return response, {"placed": placed, "data": json.loads(block[-1].removeprefix("data: "))}
+                block = []
+        raise AssertionError("the stream ended without the order")
+
+    with httpx.Client(timeout=httpx.Timeout(10, read=5)) as fresh:
+        response, got = first_order_event(fresh)
+    assert response.status_code == 200
+    assert response.headers["connection"] == "close"
+    assert got["data"]["order_id"] == got["placed"]["order_id"]
+    middle = _passed_on(service)
+    assert middle["handed_off"] == before["handed_off"] + 1
+    assert middle["relayed"] == before["relayed"]
+
+    with httpx.Client(timeout=httpx.Timeout(10, read=5)) as reused:
+        assert reused.get(f"{service.base_url}/api/v1/health").status_code == 200  # the connection's first request
+        response, got = first_order_event(reused)
+    assert response.status_code == 200
+    assert "close" not in response.headers.get("connection", "")
+    assert got["data"]["order_id"] == got["placed"]["order_id"]
+    after = _passed_on(service)
+    assert after["relayed"] == middle["relayed"] + 1
+    assert after["handed_off"] == middle["handed_off"]
+
+
 def _children_of(pid: int, needle: bytes) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -363,7 +417,7 @@ def _stream_server_pids(service: ServiceProcess) -> list[int]:
 
 
 def test_the_streams_are_served_by_a_stream_server_that_serve_restarts_when_it_dies(own_service, tmp_path):
-    """The web workers relay the stream paths to the instance's stream server. Killed, it takes its streams with it
+    """The web workers hand the streams to the instance's stream server. Killed, it takes its streams with it
     (a client resumes from its last id), the paths answer 503 with Retry-After meanwhile (never a hanging request or
     a 500), and ``serve`` starts it again; the orders placed while it was down are not lost to a resuming client."""
     service = own_service  # this test kills part of the service: not the module's

@@ -157,7 +157,9 @@ class StreamServer:
     def __init__(self, env: dict[str, str]) -> None:
         self.directory = tempfile.mkdtemp(prefix="exchange-streams-")  # mode 0700
         self.socket_path = os.path.join(self.directory, "streams.sock")
-        self.env = env
+        # Its own copy: serve adds STREAM_SERVER_SOCKET to the web workers' environment after this, and a stream
+        # server that had it would hand its streams to itself.
+        self.env = {**env, "STREAM_SERVER_SOCKET": ""}
         self.proc: subprocess.Popen[bytes] | None = None
         self.pause, self.restart_at = 1.0, 0.0
 
