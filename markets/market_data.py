@@ -176,55 +176,16 @@ def market_views(
     ``ticker_get`` answer for each (tests/markets/test_market_views.py). The stream hub computes the markets that
     changed in a batch of events with it, passing the last trade price of the markets that traded in the batch
     (``last_trades``: market pk -> price), which it then does not read."""
-    from orders.models import RESTING_STATUSES, Order, Trade
-
     pks = sorted({m.pk for m in markets})
     now = timezone.now()
     out: dict[int, tuple[BookView, Ticker | None]] = {}
     if not pks:
         return out
     with _snapshot():
-        fresh = Market.objects.in_bulk(pks)
-        inventory = house_inventory(*sorted({a for m in fresh.values() for a in (m.base_asset_id, m.quote_asset_id)}))
-        resting: dict[tuple[int, str], list[tuple[Decimal, Decimal]]] = defaultdict(list)
-        for market_id, side, price, quantity in (
-            Order.objects.filter(market_id__in=pks, status__in=RESTING_STATUSES)
-            .values("market_id", "side", "price")
-            .annotate(quantity=Sum("remaining_quantity"))
-            .order_by()
-            .values_list("market_id", "side", "price", "quantity")
-        ):
-            resting[(market_id, side)].append((price, quantity))
-        stats: dict[int, dict[str, Any]] = {}
-        firsts: dict[int, Decimal] = {}
-        lasts: dict[int, Decimal | None] = {}
-        if tickers:
-            window = Candle.objects.filter(market_id__in=pks, open_time__gte=now - timedelta(hours=24))
-            stats = {
-                row["market_id"]: row
-                for row in window.values("market_id")
-                .annotate(
-                    high=Max("high"),
-                    low=Min("low"),
-                    volume=Sum("volume"),
-                    quote=Sum("quote_volume"),
-                    n=Sum("trades"),
-                    first_time=Min("open_time"),
-                )
-                .order_by()
-            }
-            if stats:
-                first_of = Q()
-                for market_id, row in stats.items():
-                    first_of |= Q(market_id=market_id, open_time=row["first_time"])
-                firsts = dict(Candle.objects.filter(first_of).values_list("market_id", "open"))
-            for pk in pks:
-                if last_trades and pk in last_trades:
-                    lasts[pk] = last_trades[pk]
-                else:
-                    lasts[pk] = (
-                        Trade.objects.filter(market_id=pk).order_by("-id").values_list("price", flat=True).first()
-                    )
+        if connection.vendor == "postgresql":
+            fresh, inventory, resting, stats, firsts, lasts = _pg_views_reads(pks, now, tickers, last_trades or {})
+        else:
+            fresh, inventory, resting, stats, firsts, lasts = _views_reads(pks, now, tickers, last_trades or {})
     for pk in pks:
         market = fresh[pk]
         house_bids, house_asks = house_ladder(
@@ -277,6 +238,113 @@ class CandleView:
 # Whether a market's reference price follows a price path (set by the simulation app): then an interval without
 # trades still has a candle, carrying the path (see ``candles``).
 path_driven: Callable[[Market], bool] = lambda market: False  # noqa: E731
+
+
+def _views_reads(pks: list[int], now: datetime, tickers: bool, last_trades: dict[int, Decimal]) -> tuple[Any, ...]:
+    """What ``market_views`` reads, with the ORM (in the caller's snapshot)."""
+    from orders.models import RESTING_STATUSES, Order, Trade
+
+    fresh = Market.objects.in_bulk(pks)
+    inventory = house_inventory(*sorted({a for m in fresh.values() for a in (m.base_asset_id, m.quote_asset_id)}))
+    resting: dict[tuple[int, str], list[tuple[Decimal, Decimal]]] = defaultdict(list)
+    for market_id, side, price, quantity in (
+        Order.objects.filter(market_id__in=pks, status__in=RESTING_STATUSES)
+        .values("market_id", "side", "price")
+        .annotate(quantity=Sum("remaining_quantity"))
+        .order_by()
+        .values_list("market_id", "side", "price", "quantity")
+    ):
+        resting[(market_id, side)].append((price, quantity))
+    stats: dict[int, dict[str, Any]] = {}
+    firsts: dict[int, Decimal] = {}
+    lasts: dict[int, Decimal | None] = {}
+    if tickers:
+        window = Candle.objects.filter(market_id__in=pks, open_time__gte=now - timedelta(hours=24))
+        stats = {
+            row["market_id"]: row
+            for row in window.values("market_id")
+            .annotate(
+                high=Max("high"),
+                low=Min("low"),
+                volume=Sum("volume"),
+                quote=Sum("quote_volume"),
+                n=Sum("trades"),
+                first_time=Min("open_time"),
+            )
+            .order_by()
+        }
+        if stats:
+            first_of = Q()
+            for market_id, row in stats.items():
+                first_of |= Q(market_id=market_id, open_time=row["first_time"])
+            firsts = dict(Candle.objects.filter(first_of).values_list("market_id", "open"))
+        for pk in pks:
+            if last_trades and pk in last_trades:
+                lasts[pk] = last_trades[pk]
+            else:
+                lasts[pk] = Trade.objects.filter(market_id=pk).order_by("-id").values_list("price", flat=True).first()
+    return fresh, inventory, resting, stats, firsts, lasts
+
+
+def _pg_views_reads(pks: list[int], now: datetime, tickers: bool, last_trades: dict[int, Decimal]) -> tuple[Any, ...]:
+    """``_views_reads`` on PostgreSQL: the same answers from five prepared statements (the stream hub asks every
+    batch of market changes), lists as arrays."""
+    from exchange.db.postgresql import statements
+    from orders.models import RESTING_STATUSES
+
+    rows = statements.rows(_MARKETS_SQL, [pks])
+    names = [f.attname for f in Market._meta.concrete_fields]
+    fresh = {row[0]: Market.from_db(connection.alias, names, row) for row in rows}
+    assets = sorted({a for m in fresh.values() for a in (m.base_asset_id, m.quote_asset_id)})
+    inventory = dict(statements.rows(_INVENTORY_SQL, [LedgerAccountKind.HOUSE_LIQUIDITY.value, assets]))
+    resting: dict[tuple[int, str], list[tuple[Decimal, Decimal]]] = defaultdict(list)
+    for market_id, side, price, quantity in statements.rows(_RESTING_SQL, [pks, [str(s) for s in RESTING_STATUSES]]):
+        resting[(market_id, side)].append((price, quantity))
+    stats: dict[int, dict[str, Any]] = {}
+    firsts: dict[int, Decimal] = {}
+    lasts: dict[int, Decimal | None] = {}
+    if tickers:
+        for market_id, high, low, volume, quote, n, first_time, first in statements.rows(
+            _CANDLES_SQL, [pks, now - timedelta(hours=24)]
+        ):
+            stats[market_id] = {
+                "market_id": market_id,
+                "high": high,
+                "low": low,
+                "volume": volume,
+                "quote": quote,
+                "n": n,
+                "first_time": first_time,
+            }
+            firsts[market_id] = first
+        unknown = [pk for pk in pks if pk not in last_trades]
+        found = dict(statements.rows(_LAST_TRADES_SQL, [unknown])) if unknown else {}
+        lasts = {pk: last_trades[pk] if pk in last_trades else found.get(pk) for pk in pks}
+    return fresh, inventory, resting, stats, firsts, lasts
+
+
+_MARKETS_SQL = (  # the model's own columns, no input
+    "SELECT "  # noqa: S608
+    + ", ".join(f.column for f in Market._meta.concrete_fields)
+    + " FROM markets_market WHERE id = ANY(%s)"
+)
+_INVENTORY_SQL = """
+    SELECT asset_id, sum(balance) FROM ledger_ledgeraccount WHERE kind = %s AND asset_id = ANY(%s) GROUP BY asset_id
+"""
+_RESTING_SQL = """
+    SELECT market_id, side, price, sum(remaining_quantity) FROM orders_order
+     WHERE market_id = ANY(%s) AND status = ANY(%s) GROUP BY market_id, side, price
+"""
+# The 24-hour window's totals per market, with the open of its first candle (one candle per market and minute).
+_CANDLES_SQL = """
+    SELECT market_id, max(high), min(low), sum(volume), sum(quote_volume), sum(trades), min(open_time),
+           (array_agg(open ORDER BY open_time))[1]
+      FROM markets_candle WHERE market_id = ANY(%s) AND open_time >= %s GROUP BY market_id
+"""
+_LAST_TRADES_SQL = """
+    SELECT m.id, (SELECT t.price FROM orders_trade t WHERE t.market_id = m.id ORDER BY t.id DESC LIMIT 1)
+      FROM unnest(%s::bigint[]) AS m(id)
+"""
 
 
 def candles(*, market: Market, interval: str, limit: int = 100) -> list[CandleView]:

@@ -42,6 +42,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q
 
 from accounts.models import Account, ApiKey, Balance
@@ -120,7 +121,9 @@ class UsdPriceHistory:
     a USD market or history is valued at its current reference price.
     """
 
-    def __init__(self, *, assets: Iterable[str], since: datetime, until: datetime) -> None:
+    def __init__(
+        self, *, assets: Iterable[str], since: datetime, until: datetime, current: dict[str, Decimal] | None = None
+    ) -> None:
         self._dates: dict[str, list[datetime]] = {}
         self._prices: dict[str, list[Decimal]] = {}
         markets = dict(
@@ -143,7 +146,7 @@ class UsdPriceHistory:
                 rows.insert(0, before)
             self._dates[asset] = [row[0] for row in rows]
             self._prices[asset] = [row[1] for row in rows]
-        self._current = usd_prices() or {}
+        self._current = current if current is not None else usd_prices() or {}
 
     def at(self, asset: str, moment: datetime) -> Decimal | None:
         if asset in CASH_ASSETS:
@@ -321,6 +324,36 @@ def _after_marks(marks: dict[int, int], pks: list[int]) -> Q:
     return condition
 
 
+# The tracker's reads on PostgreSQL: what ``_after_marks`` and the ORM read, each account's rows after its own mark
+# through its (account, id) index (a LATERAL scan per account), lists as arrays.
+_FILLS_AFTER_SQL = """
+    SELECT f.id, f.journal_entry_id, f.account_id, f.created_at, f.base_asset_id, f.quote_asset_id, f.side,
+           f.quantity, f.quote_amount, f.fee
+      FROM unnest(%s::bigint[], %s::bigint[]) AS mark(account_id, after)
+     CROSS JOIN LATERAL (
+           SELECT f.id, t.journal_entry_id, f.account_id, f.created_at, m.base_asset_id, m.quote_asset_id, f.side,
+                  f.quantity, f.quote_amount, f.fee
+             FROM orders_fill f
+             JOIN orders_trade t ON t.id = f.trade_id
+             JOIN markets_market m ON m.id = f.market_id
+            WHERE f.account_id = mark.account_id AND f.id > mark.after) f
+"""
+_POSTINGS_AFTER_SQL = """
+    SELECT p.id, p.entry_id, p.account_id, p.asset_id, p.amount, p.created_at, p.trade_id
+      FROM unnest(%s::bigint[], %s::bigint[]) AS mark(account_id, after)
+     CROSS JOIN LATERAL (
+           SELECT p.id, p.entry_id, p.account_id, p.asset_id, p.amount, j.created_at, tr.id AS trade_id
+             FROM ledger_posting p
+             JOIN ledger_journalentry j ON j.id = p.entry_id
+             LEFT JOIN orders_trade tr ON tr.journal_entry_id = j.id
+            WHERE p.account_id = mark.account_id AND p.id > mark.after) p
+"""
+_BALANCES_SQL = """
+    SELECT account_id, asset_id, available, locked FROM accounts_balance
+     WHERE account_id = ANY(%s) AND asset_id = ANY(%s)
+"""
+
+
 class PositionTracker:
     """Positions kept up to date between reads, for a reader that asks again and again (the stream hub): the first
     read of an account walks its whole history, like ``positions_for``; every later one applies only the fills and
@@ -348,6 +381,7 @@ class PositionTracker:
             if pk not in self._books:  # first read: from the beginning of its history
                 self._books[pk], self._fill_mark[pk], self._posting_mark[pk] = {}, 0, 0
         events = self._later_events(pks, assets)
+        current = usd_prices() or {}
         if events:
             events.sort()
             needs_rates = {e.trade[1] for e in events if e.trade} | {e.transfer[0] for e in events if e.transfer}
@@ -355,16 +389,19 @@ class PositionTracker:
                 assets=needs_rates - CASH_ASSETS,
                 since=min(e.created_at for e in events),
                 until=max(e.created_at for e in events),
+                current=current,
             )
             for event in events:
                 _apply(event, self._book, history, set(assets))
-        totals = {
-            (account_pk, asset): available + locked
-            for account_pk, asset, available, locked in Balance.objects.filter(
-                account_id__in=pks, asset_id__in=assets
-            ).values_list("account_id", "asset_id", "available", "locked")
-        }
-        current = usd_prices() or {}
+        if connection.vendor == "postgresql":
+            from exchange.db.postgresql import statements
+
+            balances = statements.rows(_BALANCES_SQL, [pks, list(assets)])
+        else:
+            balances = Balance.objects.filter(account_id__in=pks, asset_id__in=assets).values_list(
+                "account_id", "asset_id", "available", "locked"
+            )
+        totals = {(account_pk, asset): available + locked for account_pk, asset, available, locked in balances}
         out = {}
         for pk in pks:
             for asset in assets:
@@ -376,12 +413,25 @@ class PositionTracker:
 
     def _later_events(self, pks: list[int], assets: list[str]) -> list[_Event]:
         """The accounts' fills and transfers after their marks, which move on to what was read. Each account's
-        rows are found through its (account, id) indexes from its own mark, so a read costs what is new."""
-        fills, postings = _after_marks(self._fill_mark, pks), _after_marks(self._posting_mark, pks)
+        rows are found through its (account, id) indexes from its own mark, so a read costs what is new (on
+        PostgreSQL two prepared statements, every account's range in each; elsewhere the ORM)."""
         fills_from = {pk: self._fill_mark[pk] for pk in pks}  # rows come in any order: compare with the start
         postings_from = {pk: self._posting_mark[pk] for pk in pks}
+        if connection.vendor == "postgresql":
+            from exchange.db.postgresql import statements
+
+            fill_rows: Iterable[Any] = statements.rows(_FILLS_AFTER_SQL, [pks, [fills_from[pk] for pk in pks]])
+            posting_rows: Iterable[Any] = statements.rows(_POSTINGS_AFTER_SQL, [pks, [postings_from[pk] for pk in pks]])
+        else:
+            fills, postings = _after_marks(self._fill_mark, pks), _after_marks(self._posting_mark, pks)
+            fill_rows = Fill.objects.filter(fills).values_list("id", *_FILL_VALUES).iterator(chunk_size=5000)
+            posting_rows = (
+                Posting.objects.filter(postings)
+                .values_list("id", "entry_id", "account_id", "asset_id", "amount", "entry__created_at", "entry__trade")
+                .iterator(chunk_size=5000)
+            )
         events = []
-        for pk, *row in Fill.objects.filter(fills).values_list("id", *_FILL_VALUES).iterator(chunk_size=5000):
+        for pk, *row in fill_rows:
             event = _fill_event(*row)
             if pk <= fills_from[event.account_pk]:
                 continue  # read before (the query's range was another account's)
@@ -390,11 +440,7 @@ class PositionTracker:
 
         def transfers() -> Iterator[tuple[int, int, str, Decimal, datetime]]:
             # Every posting moves the mark on (those of trades too, which are the fills' concern).
-            for pk, entry_pk, account_pk, asset, amount, created_at, trade_pk in (
-                Posting.objects.filter(postings)
-                .values_list("id", "entry_id", "account_id", "asset_id", "amount", "entry__created_at", "entry__trade")
-                .iterator(chunk_size=5000)
-            ):
+            for pk, entry_pk, account_pk, asset, amount, created_at, trade_pk in posting_rows:
                 if pk <= postings_from[account_pk]:
                     continue
                 self._posting_mark[account_pk] = max(self._posting_mark[account_pk], pk)

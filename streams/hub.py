@@ -62,12 +62,11 @@ from django.db import close_old_connections, connection, transaction
 from exchange.leader import role_key
 from risk.positions import PositionTracker
 from streams import rendering
-from streams.outbox import CHANNEL
+from streams.outbox import CHANNEL, STAMPED_CHANNEL
 from streams.rendering import Published
 
 logger = structlog.get_logger("exchange.streams")
 
-STAMPED_CHANNEL = "exchange_events_stamped"
 STAMP_LOCK = role_key("stream_relay")
 STAMP_BATCH = 5000
 
@@ -122,32 +121,25 @@ def stamp() -> int:
     """Number the committed, unstamped rows (if no other process is doing it now). Returns how many."""
     total = 0
     while True:
-        with transaction.atomic(), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [STAMP_LOCK])
-                if not cursor.fetchone()[0]:
-                    return total  # another process stamps right now; its notification will wake us
-                cursor.execute(
-                    """
-                    WITH base AS (SELECT coalesce(max(seq), 0) AS top FROM streams_event),
-                         todo AS (SELECT id, row_number() OVER (ORDER BY id) AS n
-                                    FROM (SELECT id FROM streams_event WHERE seq IS NULL ORDER BY id LIMIT %s) t)
-                    UPDATE streams_event e SET seq = base.top + todo.n FROM base, todo WHERE e.id = todo.id
-                    """,
-                    [STAMP_BATCH],
-                )
-                count = cursor.rowcount
-                if count:
-                    cursor.execute("SELECT pg_notify(%s, '')", [STAMPED_CHANNEL])
-            else:
-                with _sqlite_stamp_lock:
-                    cursor.execute("SELECT coalesce(max(seq), 0) FROM streams_event")
-                    top = cursor.fetchone()[0]
-                    cursor.execute("SELECT id FROM streams_event WHERE seq IS NULL ORDER BY id LIMIT %s", [STAMP_BATCH])
-                    ids = [row[0] for row in cursor.fetchall()]
-                    for n, pk in enumerate(ids, start=1):
-                        cursor.execute("UPDATE streams_event SET seq = %s WHERE id = %s", [top + n, pk])
-                    count = len(ids)
+        if connection.vendor == "postgresql":
+            from exchange.db.postgresql import statements
+
+            # One statement (streams/outbox.py, streams_stamp): the lock, the numbering and the notification.
+            [(count,)] = statements.rows("SELECT streams_stamp(%s, %s)", [STAMP_LOCK, STAMP_BATCH])
+            if count < 0:
+                return total  # another process stamps right now; its notification will wake us
+            total += count
+            if count < STAMP_BATCH:
+                return total
+            continue
+        with transaction.atomic(), connection.cursor() as cursor, _sqlite_stamp_lock:
+            cursor.execute("SELECT coalesce(max(seq), 0) FROM streams_event")
+            top = cursor.fetchone()[0]
+            cursor.execute("SELECT id FROM streams_event WHERE seq IS NULL ORDER BY id LIMIT %s", [STAMP_BATCH])
+            ids = [row[0] for row in cursor.fetchall()]
+            for n, pk in enumerate(ids, start=1):
+                cursor.execute("UPDATE streams_event SET seq = %s WHERE id = %s", [top + n, pk])
+            count = len(ids)
         total += count
         if count < STAMP_BATCH:
             return total
@@ -157,6 +149,10 @@ _sqlite_stamp_lock = threading.Lock()
 
 
 def last_seq() -> int:
+    if connection.vendor == "postgresql":
+        from exchange.db.postgresql import statements
+
+        return int(statements.rows("SELECT coalesce(max(seq), 0) FROM streams_event")[0][0])
     with connection.cursor() as cursor:
         cursor.execute("SELECT coalesce(max(seq), 0) FROM streams_event")
         return int(cursor.fetchone()[0])

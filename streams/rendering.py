@@ -97,11 +97,14 @@ def fetch(*, after: int, until: int | None = None, limit: int = 2000, where: str
         args += list(params)
     sql += " ORDER BY seq LIMIT %s"
     args.append(limit)
-    if connection.vendor != "postgresql":
-        sql = sql.replace("data::text", "data")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, args)
-        rows = cursor.fetchall()
+    if connection.vendor == "postgresql":
+        from exchange.db.postgresql import statements
+
+        rows = statements.rows(sql, args)  # a lane's read of every batch: one prepared statement
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.replace("data::text", "data"), args)
+            rows = cursor.fetchall()
     result = []
     for seq, topic, account_pk, market_pk, data, created_at in rows:
         if isinstance(created_at, str):  # SQLite
@@ -181,10 +184,18 @@ def _load_fills(order_pks: list[int], fill_pks: list[int]) -> tuple[dict[int, li
     if not order_pks and not fill_pks:
         return by_order, by_id
     # Plain values, not model instances with three related ones each: what the renderers read, at a fraction of
-    # the cost.
-    for row in (
-        Fill.objects.filter(Q(order_id__in=order_pks) | Q(id__in=fill_pks)).order_by("id").values_list(*_FILL_FIELDS)
-    ):
+    # the cost; on PostgreSQL one prepared statement (a read of every batch), elsewhere the ORM's same query.
+    if connection.vendor == "postgresql":
+        from exchange.db.postgresql import statements
+
+        found = statements.rows(_FILLS_SQL, [order_pks, fill_pks])
+    else:
+        found = (
+            Fill.objects.filter(Q(order_id__in=order_pks) | Q(id__in=fill_pks))
+            .order_by("id")
+            .values_list(*_FILL_FIELDS)
+        )
+    for row in found:
         values = dict(zip(_FILL_FIELDS, row, strict=True))
         fill = SimpleNamespace(
             pk=values["id"],
@@ -220,6 +231,17 @@ _FILL_FIELDS = (
     "trade__journal_entry__entry_id",
     "order__order_id",
 )
+# The ORM's query for _FILL_FIELDS (INNER JOINs: a fill's order, trade and journal entry), lists as arrays.
+_FILLS_SQL = """
+    SELECT f.id, f.order_id, f.account_id, f.market_id, f.side, f.liquidity, f.price, f.quantity, f.quote_amount,
+           f.fee, f.fee_asset_id, f.created_at, t.trade_id, t.reference_price, j.entry_id, o.order_id
+      FROM orders_fill f
+      JOIN orders_order o ON o.id = f.order_id
+      JOIN orders_trade t ON t.id = f.trade_id
+      JOIN ledger_journalentry j ON j.id = t.journal_entry_id
+     WHERE f.order_id = ANY(%s) OR f.id = ANY(%s)
+     ORDER BY f.id
+"""
 
 
 def _orders(raws: list[Raw], fills: dict[int, list[Any]]) -> list[Published]:
