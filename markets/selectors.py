@@ -73,10 +73,20 @@ def market_for_trading(*, symbol: Any) -> Market:
     return Market(id=pk, symbol=normalized, base_asset_id=base, quote_asset_id=quote)
 
 
+_USD_PRICES_SQL = "SELECT base_asset_id, reference_price FROM markets_market WHERE quote_asset_id = 'USD'"
+
+
 def usd_prices() -> dict[str, Decimal] | None:
     """USD value of one unit of each asset, from the USD markets' reference prices. USDT is valued at its
     1:1 peg (the simulator has no USDT-USD market). None when no market exists yet."""
-    prices = dict(Market.objects.filter(quote_asset_id="USD").values_list("base_asset_id", "reference_price"))
+    from django.db import connection
+
+    if connection.vendor == "postgresql":  # asked for by every position read: one prepared statement
+        from exchange.db.postgresql import statements
+
+        prices = dict(statements.rows(_USD_PRICES_SQL))
+    else:
+        prices = dict(Market.objects.filter(quote_asset_id="USD").values_list("base_asset_id", "reference_price"))
     if not prices:
         return None
     return {"USD": Decimal(1), "USDT": Decimal(1), **prices}

@@ -11,6 +11,7 @@ import pytest
 from accounts import services as account_services
 from markets.models import Market
 from markets.services import market_set_price
+from risk import positions
 from risk.position_apis import PositionOut
 from risk.positions import PositionTracker, positions_for
 from streams.rendering import position_out
@@ -44,7 +45,17 @@ def agrees(tracker: PositionTracker, *accounts) -> int:
     return len(walked)
 
 
-def test_the_tracker_agrees_with_a_walk_over_the_whole_history_after_every_change(alice, bob, house, operator_user):  # noqa: F811
+@pytest.mark.parametrize("near", [positions.NEAR, 0], ids=["accounts-read-together", "each-account-alone"])
+def test_the_tracker_agrees_with_a_walk_over_the_whole_history_after_every_change(
+    alice,
+    bob,
+    house,  # noqa: F811
+    operator_user,
+    near,
+    monkeypatch,
+):
+    # With NEAR 0 every account is read alone from its own mark, as one whose mark is far behind the others' is.
+    monkeypatch.setattr(positions, "NEAR", near)
     alice_account = make_account(owner=alice, label="t1", funds={"USD": "50000", "ETH": "3"})
     bob_account = make_account(owner=bob, label="t2", funds={"USD": "20000"})
     alice_api, bob_api = api(alice), api(bob)

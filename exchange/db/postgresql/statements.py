@@ -24,8 +24,9 @@ from django.db import connection
 NEVER_BY_COUNT = 1 << 62  # psycopg prepares after this many runs: never, only what asks (prepare=True)
 
 
-def rows(sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """The rows of one statement on the default connection (in its transaction, if one is open)."""
+def rows(sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+    """The rows of one statement on the default connection (in its transaction, if one is open). ``params``: a
+    sequence for ``%s`` placeholders, a mapping for ``%(name)s`` ones."""
     connection.ensure_connection()
     conn = connection.connection
     if conn.prepare_threshold is None:
