@@ -1,8 +1,8 @@
 """The stream server: the process ``manage.py serve`` runs beside the web workers to serve every live stream of the
-instance (docs/streams.md). A gunicorn of one worker (the same ASGI worker class) on a Unix socket, running this
-application: the server-sent event endpoints of streams/sse.py and the stream hub, which renders each committed
-event once for all of the instance's subscribers. The web workers hand each stream's connection over
-(streams/handoff.py), or relay the request here when they cannot (streams/proxy.py).
+instance (docs/architecture.md, "The stream server"). A gunicorn of one worker (the same ASGI worker class) on a
+Unix socket, running this application: the server-sent event endpoints of streams/sse.py and the stream hub, which
+renders each committed event once for all of the instance's subscribers. The web workers hand each stream's
+connection over (streams/handoff.py), or relay the request here when they cannot (streams/proxy.py).
 
 The client's address comes in ``X-Exchange-Peer`` from the relay (the socket sits in a directory only this user
 can open, so nothing else can set it); API-key failures count against it as they would in a web worker.
