@@ -106,7 +106,8 @@ class ExchangeASGIProtocol(ASGIProtocol):
     def data_received(self, data: bytes) -> None:
         if self.handoff is not None and not self._handoff_checked:
             self._handoff_checked = True  # only a connection's first bytes: later ones follow other requests
-            if self._callback_parser is not None and self._hand_off(data):
+            # HTTP/1 in the clear only: a TLS connection's socket carries the worker's session, not the request.
+            if self._callback_parser is not None and not self._is_ssl and self._hand_off(data):
                 return
         super().data_received(data)
 
