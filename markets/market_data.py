@@ -223,23 +223,6 @@ def market_views(
     return out
 
 
-@dataclass
-class CandleView:
-    open_time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-    quote_volume: Decimal
-    trades: int
-
-
-# Whether a market's reference price follows a price path (set by the simulation app): then an interval without
-# trades still has a candle, carrying the path (see ``candles``).
-path_driven: Callable[[Market], bool] = lambda market: False  # noqa: E731
-
-
 def _views_reads(pks: list[int], now: datetime, tickers: bool, last_trades: dict[int, Decimal]) -> tuple[Any, ...]:
     """What ``market_views`` reads, with the ORM (in the caller's snapshot)."""
     from orders.models import RESTING_STATUSES, Order, Trade
@@ -345,6 +328,23 @@ _LAST_TRADES_SQL = """
     SELECT m.id, (SELECT t.price FROM orders_trade t WHERE t.market_id = m.id ORDER BY t.id DESC LIMIT 1)
       FROM unnest(%s::bigint[]) AS m(id)
 """
+
+
+@dataclass
+class CandleView:
+    open_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    trades: int
+
+
+# Whether a market's reference price follows a price path (set by the simulation app): then an interval without
+# trades still has a candle, carrying the path (see ``candles``).
+path_driven: Callable[[Market], bool] = lambda market: False  # noqa: E731
 
 
 def candles(*, market: Market, interval: str, limit: int = 100) -> list[CandleView]:

@@ -85,7 +85,7 @@ def usd_prices() -> dict[str, Decimal] | None:
         from exchange.db.postgresql import statements
 
         prices = dict(statements.rows(_USD_PRICES_SQL))
-    else:
+    else:  # the ORM: SQLite's own cursor would give floats for NUMERIC columns
         prices = dict(Market.objects.filter(quote_asset_id="USD").values_list("base_asset_id", "reference_price"))
     if not prices:
         return None

@@ -338,16 +338,20 @@ def _apply(event: _Event, book: Any, history: UsdPriceHistory, assets: set[str])
 NEAR = 50_000  # ids: accounts whose marks are this close to the newest one are read with one range together
 
 
-def _after_marks(marks: dict[int, int], pks: list[int]) -> Q:
-    """Rows of the accounts after their marks: the accounts read recently in one ``account IN (...) AND id >``
-    range (cheap to build and to run: the newest rows of the table), each of the others from its own mark on
-    through its (account, id) index. The caller drops the rows at or below an account's own mark."""
+def _mark_ranges(marks: dict[int, int], pks: list[int]) -> list[tuple[list[int], int]]:
+    """Where to read the accounts' rows after their marks, as (accounts, after id) ranges: the accounts read
+    recently in one range (cheap to build and to run: the newest rows of the table), each of the others from its
+    own mark on through its (account, id) index. The caller drops the rows at or below an account's own mark."""
     top = max(marks[pk] for pk in pks)
     near = [pk for pk in pks if top - marks[pk] <= NEAR]
-    condition = Q(account_id__in=near, id__gt=min(marks[pk] for pk in near))
-    for pk in pks:
-        if top - marks[pk] > NEAR:
-            condition |= Q(account_id=pk, id__gt=marks[pk])
+    return [(near, min(marks[pk] for pk in near)), *(([pk], marks[pk]) for pk in pks if top - marks[pk] > NEAR)]
+
+
+def _after_marks(marks: dict[int, int], pks: list[int]) -> Q:
+    """``_mark_ranges`` as one ORM condition."""
+    condition = Q()
+    for accounts, after in _mark_ranges(marks, pks):
+        condition |= Q(account_id__in=accounts, id__gt=after)
     return condition
 
 
@@ -374,17 +378,10 @@ _POSTINGS_AFTER_SQL = """
 
 
 def _pg_after_marks(sql: str, marks: dict[int, int], pks: list[int]) -> list[tuple[Any, ...]]:
-    """``_after_marks``' rows on PostgreSQL: one statement for the accounts near the newest mark, one for each of
-    the others."""
+    """``_after_marks``' rows on PostgreSQL: one prepared statement per range of ``_mark_ranges``."""
     from exchange.db.postgresql import statements
 
-    top = max(marks[pk] for pk in pks)
-    near = [pk for pk in pks if top - marks[pk] <= NEAR]
-    rows = statements.rows(sql, [near, min(marks[pk] for pk in near)])
-    for pk in pks:
-        if top - marks[pk] > NEAR:
-            rows += statements.rows(sql, [[pk], marks[pk]])
-    return rows
+    return [row for accounts, after in _mark_ranges(marks, pks) for row in statements.rows(sql, [accounts, after])]
 
 
 _BALANCES_SQL = """

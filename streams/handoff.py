@@ -118,9 +118,7 @@ def listen(worker: Any, path: str) -> socket.socket:
     def accept() -> None:
         try:
             conn, _ = server.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
+        except OSError:  # nothing to accept after all (BlockingIOError), or the web worker is already gone
             return
         conn.setblocking(False)
         loop.add_reader(conn.fileno(), receive, conn)

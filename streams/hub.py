@@ -119,27 +119,24 @@ class Filter:
 # --- stamping (the relay) ----------------------------------------------------------------------------------------
 def stamp() -> int:
     """Number the committed, unstamped rows (if no other process is doing it now). Returns how many."""
+    from exchange.db.postgresql import statements
+
     total = 0
     while True:
         if connection.vendor == "postgresql":
-            from exchange.db.postgresql import statements
-
             # One statement (streams/outbox.py, streams_stamp): the lock, the numbering and the notification.
             [(count,)] = statements.rows("SELECT streams_stamp(%s, %s)", [STAMP_LOCK, STAMP_BATCH])
             if count < 0:
                 return total  # another process stamps right now; its notification will wake us
-            total += count
-            if count < STAMP_BATCH:
-                return total
-            continue
-        with transaction.atomic(), connection.cursor() as cursor, _sqlite_stamp_lock:
-            cursor.execute("SELECT coalesce(max(seq), 0) FROM streams_event")
-            top = cursor.fetchone()[0]
-            cursor.execute("SELECT id FROM streams_event WHERE seq IS NULL ORDER BY id LIMIT %s", [STAMP_BATCH])
-            ids = [row[0] for row in cursor.fetchall()]
-            for n, pk in enumerate(ids, start=1):
-                cursor.execute("UPDATE streams_event SET seq = %s WHERE id = %s", [top + n, pk])
-            count = len(ids)
+        else:
+            with transaction.atomic(), connection.cursor() as cursor, _sqlite_stamp_lock:
+                cursor.execute("SELECT coalesce(max(seq), 0) FROM streams_event")
+                top = cursor.fetchone()[0]
+                cursor.execute("SELECT id FROM streams_event WHERE seq IS NULL ORDER BY id LIMIT %s", [STAMP_BATCH])
+                ids = [row[0] for row in cursor.fetchall()]
+                for n, pk in enumerate(ids, start=1):
+                    cursor.execute("UPDATE streams_event SET seq = %s WHERE id = %s", [top + n, pk])
+                count = len(ids)
         total += count
         if count < STAMP_BATCH:
             return total
@@ -149,13 +146,9 @@ _sqlite_stamp_lock = threading.Lock()
 
 
 def last_seq() -> int:
-    if connection.vendor == "postgresql":
-        from exchange.db.postgresql import statements
+    from exchange.db.postgresql import statements
 
-        return int(statements.rows("SELECT coalesce(max(seq), 0) FROM streams_event")[0][0])
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT coalesce(max(seq), 0) FROM streams_event")
-        return int(cursor.fetchone()[0])
+    return int(statements.rows("SELECT coalesce(max(seq), 0) FROM streams_event")[0][0])
 
 
 def first_seq() -> int | None:

@@ -28,6 +28,8 @@ from typing import Any
 import structlog
 from django.conf import settings
 
+from streams.handoff import STREAM_CONNECTIONS
+
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -125,8 +127,6 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     """ASGI: relay this request to the stream server and its answer back."""
     if scope["type"] != "http":
         return
-    from streams.handoff import STREAM_CONNECTIONS
-
     STREAM_CONNECTIONS.labels("relayed").inc()
     try:
         reader, writer = await asyncio.open_unix_connection(settings.STREAM_SERVER_SOCKET, limit=HEAD_LIMIT * 2)

@@ -97,14 +97,11 @@ def fetch(*, after: int, until: int | None = None, limit: int = 2000, where: str
         args += list(params)
     sql += " ORDER BY seq LIMIT %s"
     args.append(limit)
-    if connection.vendor == "postgresql":
-        from exchange.db.postgresql import statements
+    from exchange.db.postgresql import statements
 
-        rows = statements.rows(sql, args)  # a lane's read of every batch: one prepared statement
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql.replace("data::text", "data"), args)
-            rows = cursor.fetchall()
+    if connection.vendor != "postgresql":
+        sql = sql.replace("data::text", "data")
+    rows = statements.rows(sql, args)  # a lane's read of every batch: one prepared statement
     result = []
     for seq, topic, account_pk, market_pk, data, created_at in rows:
         if isinstance(created_at, str):  # SQLite

@@ -9,7 +9,10 @@ ids it is given. (Behind a connection pooler in transaction mode, prepared state
 such as PgBouncer 1.21 or later with ``max_prepared_statements``.)
 
 They run as Django's own queries do otherwise: in the connection's transaction, through its execute wrappers,
-with its error classes, and logged in ``connection.queries`` when Django logs queries (so tests count them).
+with its error classes, and logged in ``connection.queries`` when Django logs queries (so tests count them). On
+another database (SQLite, the embedded default) a statement runs through Django's own cursor as it is, its values
+as that database's driver gives them (SQLite's: floats for NUMERIC columns); statements written for PostgreSQL
+alone (arrays, ``ANY``), and those that read amounts, keep an ORM path of their own beside.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ NEVER_BY_COUNT = 1 << 62  # psycopg prepares after this many runs: never, only w
 def rows(sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
     """The rows of one statement on the default connection (in its transaction, if one is open). ``params``: a
     sequence for ``%s`` placeholders, a mapping for ``%(name)s`` ones."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description is not None else []
     connection.ensure_connection()
     conn = connection.connection
     if conn.prepare_threshold is None:
